@@ -1,0 +1,5 @@
+//! SeaORM entities: one module per table. Only the owning domain actor's repository uses them.
+
+pub mod event;
+pub mod prelude;
+pub mod state_version;

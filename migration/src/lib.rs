@@ -1,0 +1,19 @@
+//! Schema migrations, applied in order at server start-up (`koor migrate` exposes them).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_state_versions;
+mod m20261121_000002_create_events;
+
+/// All of koor's migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_create_state_versions::Migration),
+            Box::new(m20261121_000002_create_events::Migration),
+        ]
+    }
+}

@@ -1,0 +1,187 @@
+//! The composition root: config -> database -> migrations -> actors -> HTTP server.
+//! `main` and the integration tests both build the server through [`Application::build`].
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use sea_orm::DatabaseConnection;
+
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::http::{AuthToken, BodyLimit, ServerInfo};
+use crate::state::StateStore;
+
+/// Mailbox size of the domain actors. Senders using `send` wait when it is full
+/// (backpressure); it is large so that bursts from many HTTP workers rarely wait.
+pub const MAILBOX_CAPACITY: usize = 1 << 16;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open database {path}: {source}")]
+    Database {
+        path: String,
+        source: sea_orm::DbErr,
+    },
+    #[error("cannot migrate database: {0}")]
+    Migrate(sea_orm::DbErr),
+    #[error("cannot load stored data: {0}")]
+    Load(sea_orm::DbErr),
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
+}
+
+/// The addresses of every domain actor, handed to the HTTP layer as app data.
+#[derive(Clone)]
+pub struct Domains {
+    pub state: Addr<StateStore>,
+    pub events: Addr<EventBus>,
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    db: DatabaseConnection,
+    domains: Domains,
+}
+
+/// Creates `dir` (and parents) with mode 0700 where it does not exist yet.
+pub fn ensure_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+impl Application {
+    /// Opens storage, runs migrations, starts the actors and binds the listener.
+    /// Port 0 in `config.bind` picks a free port; see [`Application::port`].
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        ensure_data_dir(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let db_path = config.database_path();
+        let db = crate::db::connect(&db_path, config.db_pool_size)
+            .await
+            .map_err(|source| StartError::Database {
+                path: db_path.display().to_string(),
+                source,
+            })?;
+        crate::db::migrate(&db).await.map_err(StartError::Migrate)?;
+
+        let events = EventBus::load(db.clone(), config.write_batch_max)
+            .await
+            .map_err(StartError::Load)?
+            .start();
+        let state = StateStore::load(db.clone(), config.write_batch_max, events.clone())
+            .await
+            .map_err(StartError::Load)?
+            .start();
+        let domains = Domains { state, events };
+
+        let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                bind: config.bind.clone(),
+                source,
+            })?
+            .port();
+
+        let info = web::Data::new(ServerInfo {
+            started: Instant::now(),
+            api_bind: config.bind.clone(),
+            dashboard_bind: config.dashboard_bind.clone(),
+        });
+        let token = web::Data::new(AuthToken(config.auth_token.clone()));
+        let limit = web::Data::new(BodyLimit(config.max_body_bytes));
+        let state_addr = web::Data::new(domains.state.clone());
+        let events_addr = web::Data::new(domains.events.clone());
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(info.clone())
+                .app_data(token.clone())
+                .app_data(limit.clone())
+                .app_data(state_addr.clone())
+                .app_data(events_addr.clone())
+                .app_data(crate::http::json_query_config())
+                .wrap(from_fn(crate::http::gate))
+                .route("/health", web::get().to(crate::http::health))
+                .configure(crate::state::routes)
+                .configure(crate::events::routes)
+                .default_service(web::to(crate::http::not_found))
+        })
+        .workers(workers())
+        .shutdown_timeout(5)
+        .client_request_timeout(Duration::from_secs(10))
+        .keep_alive(Duration::from_secs(60))
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?
+        .run();
+
+        Ok(Application {
+            port,
+            server,
+            db,
+            domains,
+        })
+    }
+
+    /// The bound API port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// The domain actors (for tests that drive them directly).
+    pub fn domains(&self) -> Domains {
+        self.domains.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or [`ServerHandle::stop`]): stops accepting, lets
+    /// in-flight requests finish for up to 5 s, then closes storage.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.db.close().await.map_err(std::io::Error::other)?;
+        result
+    }
+}
+
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 16)
+}

@@ -1,0 +1,89 @@
+//! `koor migrate status|up|down`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use migration::{Migrator, MigratorTrait};
+
+use super::serve::ServeArgs;
+use crate::app::ensure_data_dir;
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    pub action: MigrateAction,
+    /// Storage directory (same resolution as `koor serve`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Config file (default ./settings.json when present).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// List every migration and whether it is applied.
+    Status,
+    /// Apply pending migrations (all, or --steps N).
+    Up {
+        #[arg(long)]
+        steps: Option<u32>,
+    },
+    /// Revert applied migrations (one, or --steps N; --all reverts everything).
+    Down {
+        #[arg(long, conflicts_with = "all")]
+        steps: Option<u32>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+pub async fn run(args: MigrateArgs) -> ExitCode {
+    let serve = ServeArgs {
+        data_dir: args.data_dir.clone(),
+        config: args.config.clone(),
+        ..Default::default()
+    };
+    let config = match serve.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("koor: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = ensure_data_dir(&config.data_dir) {
+        eprintln!("koor: cannot create {}: {e}", config.data_dir.display());
+        return ExitCode::from(1);
+    }
+    let db = match crate::db::connect(&config.database_path(), 1).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("koor: cannot open database: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = match args.action {
+        MigrateAction::Status => match Migrator::get_migration_with_status(&db).await {
+            Ok(list) => {
+                for m in list {
+                    println!("{}\t{}", m.name(), m.status());
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        MigrateAction::Up { steps } => Migrator::up(&db, steps).await,
+        MigrateAction::Down { steps, all } => {
+            let steps = if all { None } else { Some(steps.unwrap_or(1)) };
+            Migrator::down(&db, steps).await
+        }
+    };
+    let _ = db.close().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("koor: migration failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

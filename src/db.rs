@@ -1,0 +1,52 @@
+//! The SQLite connection: one file `{data_dir}/data.db`, WAL, `synchronous=FULL` (an
+//! acknowledged write survives `kill -9` and power loss), foreign keys on, a busy
+//! timeout, and an explicit pool size.
+
+use std::path::Path;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+/// Opens (creating if needed) the database at `path` with a pool of `pool_size` connections.
+pub async fn connect(path: &Path, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
+    // The real path is set through the sqlx options, not the URL, so any file name works;
+    // the URL only selects the SQLite driver (an on-disk database, never `:memory:`).
+    let file = path.to_path_buf();
+    let mut options = ConnectOptions::new("sqlite://data.db");
+    options
+        .max_connections(pool_size)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(move |o| {
+            o.filename(&file)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+        });
+    Database::connect(options).await
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// Starts a write transaction with `BEGIN IMMEDIATE`. Several actors write to the one
+/// database file; a deferred transaction that reads first and writes later can fail with
+/// `SQLITE_BUSY` (its snapshot went stale when another actor committed), which the busy
+/// timeout does not retry. Taking the write lock up front makes the busy timeout apply.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}

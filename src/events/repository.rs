@@ -1,0 +1,111 @@
+//! SeaORM access to `events`. Private to the events domain: only `EventBus` uses it.
+
+use entities::event::{self, Column, Entity};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, Set, Statement,
+};
+use serde_json::Value;
+
+use super::model::{Event, HistoryFilter};
+use super::pattern::TopicPattern;
+
+/// Rows fetched per round trip while filtering topics in memory.
+const PAGE: u64 = 500;
+/// Rows per multi-row INSERT.
+const INSERT_CHUNK: usize = 1000;
+
+/// Handle to the events table (cheap to clone).
+#[derive(Clone)]
+pub struct EventRepository {
+    db: DatabaseConnection,
+}
+
+fn from_model(m: event::Model) -> Event {
+    Event {
+        id: m.id,
+        topic: m.topic,
+        data: serde_json::from_str(&m.data).unwrap_or(Value::Null),
+        source: m.source,
+        created_at: m.created_at,
+    }
+}
+
+impl EventRepository {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// The highest id ever assigned (0 if none), including pruned ones.
+    pub async fn last_id(&self) -> Result<i64, DbErr> {
+        let sql = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
+                   COALESCE((SELECT MAX(id) FROM events), 0))";
+        let row = self
+            .db
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get_by_index::<i64>(0)?,
+            None => 0,
+        })
+    }
+
+    /// Inserts events whose ids the bus assigned, in one transaction.
+    pub async fn insert(&self, events: &[Event]) -> Result<(), DbErr> {
+        let txn = crate::db::begin_write(&self.db).await?;
+        for chunk in events.chunks(INSERT_CHUNK) {
+            let rows = chunk.iter().map(|e| event::ActiveModel {
+                id: Set(e.id),
+                topic: Set(e.topic.clone()),
+                data: Set(e.data.to_string()),
+                source: Set(e.source.clone()),
+                created_at: Set(e.created_at),
+            });
+            Entity::insert_many(rows)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        txn.commit().await
+    }
+
+    fn filtered(filter: &HistoryFilter) -> Select<Entity> {
+        let mut q = Entity::find();
+        if let Some(from) = filter.from {
+            q = q.filter(Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = filter.to {
+            q = q.filter(Column::CreatedAt.lte(to));
+        }
+        if let Some(source) = &filter.source {
+            q = q.filter(Column::Source.eq(source.as_str()));
+        }
+        q
+    }
+
+    /// Up to `last` matching events, newest first.
+    pub async fn newest(&self, filter: &HistoryFilter, last: u64) -> Result<Vec<Event>, DbErr> {
+        let pattern = TopicPattern::new(filter.topic.as_deref().unwrap_or(""));
+        let mut out = Vec::new();
+        let mut before: Option<i64> = None;
+        loop {
+            let mut q = Self::filtered(filter).order_by_desc(Column::Id).limit(PAGE);
+            if let Some(b) = before {
+                q = q.filter(Column::Id.lt(b));
+            }
+            let rows = q.all(&self.db).await?;
+            let done = (rows.len() as u64) < PAGE;
+            before = rows.last().map(|r| r.id);
+            for row in rows {
+                if pattern.matches(&row.topic) {
+                    out.push(from_model(row));
+                    if out.len() as u64 >= last {
+                        return Ok(out);
+                    }
+                }
+            }
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! Shared HTTP plumbing: the auth and size gate, body extractors, query helpers, the JSON
+//! 404/405 fallbacks and `/health`.
+
+mod body;
+mod gate;
+mod health;
+mod query;
+
+pub use body::{JsonBody, RawBody};
+pub use gate::{AuthToken, BodyLimit, gate};
+pub use health::{ServerInfo, health};
+pub use query::{json_query_config, parse_limit};
+
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Default service of the whole app: every unknown route is a JSON 404.
+pub async fn not_found(req: HttpRequest) -> ApiResult<HttpResponse> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// A resource's default service: a known path with an unsupported method is a JSON 405
+/// with an `Allow` header listing `allow`.
+pub fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn() -> std::future::Ready<ApiResult<HttpResponse>> + Clone + 'static {
+    move || std::future::ready(Err(ApiError::method_not_allowed(allow)))
+}

@@ -1,0 +1,283 @@
+//! `StateStore`: the single owner and single writer of the state tables.
+//!
+//! Concurrency: `ListKeys` and `GetCurrent` answer from memory inside the actor.
+//! `GetHistory`, `GetVersion` and `DiffVersions` return futures that read through the
+//! pool and run concurrently with everything else (they only see committed rows).
+//! Writes (`PutValue`, `DeleteKey`, `RollbackKey`) join a queue; at most one batch is in
+//! flight, and every write that arrives meanwhile is committed in the next batch (one
+//! transaction, multi-row INSERTs). Memory is updated and callers are answered only after
+//! the commit, so an acknowledged write is durable and visible to the next read.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::diff::diff;
+use super::messages::*;
+use super::model::{StateEntry, StateError, StoredVersion, VersionMeta};
+use super::repository::{Applied, StateRepository, WriteDone, WriteOp};
+use crate::events::{EventBus, Publish};
+use crate::time::now_micros;
+
+type Reply = oneshot::Sender<Result<WriteDone, StateError>>;
+
+/// The state domain actor.
+pub struct StateStore {
+    repo: StateRepository,
+    current: BTreeMap<String, Arc<StateEntry>>,
+    queue: VecDeque<(WriteOp, Reply)>,
+    flushing: bool,
+    batch_max: usize,
+    events: Addr<EventBus>,
+}
+
+impl StateStore {
+    /// Loads every key's current value from the database and returns the actor, not yet
+    /// started. `batch_max` bounds how many writes share one transaction.
+    pub async fn load(
+        db: DatabaseConnection,
+        batch_max: usize,
+        events: Addr<EventBus>,
+    ) -> Result<Self, sea_orm::DbErr> {
+        let repo = StateRepository::new(db);
+        let current = repo
+            .load_current()
+            .await?
+            .into_iter()
+            .map(|e| (e.key.clone(), Arc::new(e)))
+            .collect();
+        Ok(Self {
+            repo,
+            current,
+            queue: VecDeque::new(),
+            flushing: false,
+            batch_max: batch_max.max(1),
+            events,
+        })
+    }
+
+    fn enqueue(
+        &mut self,
+        op: WriteOp,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Result<WriteDone, StateError>> {
+        let (tx, rx) = oneshot::channel();
+        self.queue.push_back((op, tx));
+        self.flush(ctx);
+        rx
+    }
+
+    /// Starts committing the next batch unless one is already in flight.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.queue.is_empty() {
+            return;
+        }
+        self.flushing = true;
+        let n = self.queue.len().min(self.batch_max);
+        let mut ops = Vec::with_capacity(n);
+        let mut replies = Vec::with_capacity(n);
+        let mut snapshot = HashMap::new();
+        for (op, reply) in self.queue.drain(..n) {
+            snapshot
+                .entry(op.key().to_string())
+                .or_insert_with(|| self.current.get(op.key()).cloned());
+            ops.push(op);
+            replies.push(reply);
+        }
+        let repo = self.repo.clone();
+        let now = now_micros();
+        let commit = async move { repo.apply(ops, snapshot, now).await };
+        ctx.spawn(commit.into_actor(self).map(move |outcome, act, ctx| {
+            act.flushing = false;
+            match outcome {
+                Ok(applied) => act.finish(applied, replies),
+                Err(e) => {
+                    tracing::error!(error = %e, writes = replies.len(), "state batch failed to commit");
+                    for reply in replies {
+                        let _ = reply.send(Err(StateError::Storage(e.to_string())));
+                    }
+                }
+            }
+            act.flush(ctx);
+        }));
+    }
+
+    /// After a commit: update memory first, then answer callers, then publish events.
+    fn finish(&mut self, applied: Applied, replies: Vec<Reply>) {
+        for (key, entry) in applied.changed {
+            match entry {
+                Some(e) => {
+                    self.current.insert(key, e);
+                }
+                None => {
+                    self.current.remove(&key);
+                }
+            }
+        }
+        let mut events = Vec::new();
+        for (result, reply) in applied.results.into_iter().zip(replies) {
+            if let Ok(done) = &result {
+                events.push(match done {
+                    WriteDone::Stored(e) => Publish::system(
+                        "state.updated",
+                        "state",
+                        json!({"key": e.key, "version": e.version, "hash": e.hash}),
+                    ),
+                    WriteDone::Deleted { key, version } => Publish::system(
+                        "state.deleted",
+                        "state",
+                        json!({"key": key, "version": version}),
+                    ),
+                });
+            }
+            let _ = reply.send(result);
+        }
+        for event in events {
+            self.events.do_send(event);
+        }
+    }
+}
+
+impl Actor for StateStore {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Writers wait for their commit, so a deep mailbox only holds waiting callers.
+        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+    }
+}
+
+impl Handler<ListKeys> for StateStore {
+    type Result = MessageResult<ListKeys>;
+
+    fn handle(&mut self, _: ListKeys, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.current.values().cloned().collect())
+    }
+}
+
+impl Handler<GetCurrent> for StateStore {
+    type Result = Option<Arc<StateEntry>>;
+
+    fn handle(&mut self, msg: GetCurrent, _: &mut Self::Context) -> Self::Result {
+        self.current.get(&msg.key).cloned()
+    }
+}
+
+impl Handler<GetHistory> for StateStore {
+    type Result = ResponseFuture<Result<Vec<VersionMeta>, StateError>>;
+
+    fn handle(&mut self, msg: GetHistory, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        Box::pin(async move { Ok(repo.history(&msg.key, msg.limit).await?) })
+    }
+}
+
+impl Handler<GetVersion> for StateStore {
+    type Result = ResponseFuture<Result<StoredVersion, StateError>>;
+
+    fn handle(&mut self, msg: GetVersion, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        Box::pin(async move {
+            repo.version(&msg.key, msg.version)
+                .await?
+                .ok_or(StateError::VersionNotFound {
+                    key: msg.key,
+                    version: msg.version,
+                })
+        })
+    }
+}
+
+impl Handler<DiffVersions> for StateStore {
+    type Result = ResponseFuture<Result<Vec<super::diff::DiffEntry>, StateError>>;
+
+    fn handle(&mut self, msg: DiffVersions, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        Box::pin(async move {
+            let mut docs = Vec::with_capacity(2);
+            for version in [msg.from, msg.to] {
+                let stored = repo.version(&msg.key, version).await?.ok_or_else(|| {
+                    StateError::VersionNotFound {
+                        key: msg.key.clone(),
+                        version,
+                    }
+                })?;
+                let doc: serde_json::Value =
+                    serde_json::from_slice(&stored.value).map_err(|_| {
+                        StateError::Invalid(format!(
+                            "version {version} of {} is not valid JSON, so it cannot be diffed",
+                            msg.key
+                        ))
+                    })?;
+                docs.push(doc);
+            }
+            Ok(diff(&docs[0], &docs[1]))
+        })
+    }
+}
+
+async fn committed(
+    rx: oneshot::Receiver<Result<WriteDone, StateError>>,
+) -> Result<WriteDone, StateError> {
+    rx.await.unwrap_or(Err(StateError::Unavailable))
+}
+
+fn stored(done: WriteDone) -> Result<Arc<StateEntry>, StateError> {
+    match done {
+        WriteDone::Stored(e) => Ok(e),
+        WriteDone::Deleted { .. } => Err(StateError::Storage("a write reported a delete".into())),
+    }
+}
+
+impl Handler<PutValue> for StateStore {
+    type Result = ResponseFuture<Result<Arc<StateEntry>, StateError>>;
+
+    fn handle(&mut self, msg: PutValue, ctx: &mut Self::Context) -> Self::Result {
+        let rx = self.enqueue(
+            WriteOp::Put {
+                key: msg.key,
+                value: msg.value,
+                content_type: msg.content_type,
+                hash: msg.hash,
+                preconditions: msg.preconditions,
+            },
+            ctx,
+        );
+        Box::pin(async move { stored(committed(rx).await?) })
+    }
+}
+
+impl Handler<DeleteKey> for StateStore {
+    type Result = ResponseFuture<Result<(), StateError>>;
+
+    fn handle(&mut self, msg: DeleteKey, ctx: &mut Self::Context) -> Self::Result {
+        let rx = self.enqueue(
+            WriteOp::Delete {
+                key: msg.key,
+                preconditions: msg.preconditions,
+            },
+            ctx,
+        );
+        Box::pin(async move { committed(rx).await.map(|_| ()) })
+    }
+}
+
+impl Handler<RollbackKey> for StateStore {
+    type Result = ResponseFuture<Result<Arc<StateEntry>, StateError>>;
+
+    fn handle(&mut self, msg: RollbackKey, ctx: &mut Self::Context) -> Self::Result {
+        let rx = self.enqueue(
+            WriteOp::Rollback {
+                key: msg.key,
+                version: msg.version,
+                preconditions: msg.preconditions,
+            },
+            ctx,
+        );
+        Box::pin(async move { stored(committed(rx).await?) })
+    }
+}

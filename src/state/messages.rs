@@ -1,0 +1,75 @@
+//! Messages of the state domain: its whole API.
+
+use std::sync::Arc;
+
+use actix::Message;
+use bytes::Bytes;
+
+use super::diff::DiffEntry;
+use super::model::{Precondition, StateEntry, StateError, StoredVersion, VersionMeta};
+
+/// Summaries of every key, ascending (served from memory).
+#[derive(Message)]
+#[rtype(result = "Vec<Arc<StateEntry>>")]
+pub struct ListKeys;
+
+/// The current value of `key` (served from memory).
+#[derive(Message)]
+#[rtype(result = "Option<Arc<StateEntry>>")]
+pub struct GetCurrent {
+    pub key: String,
+}
+
+/// Up to `limit` versions of `key`, newest first.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<VersionMeta>, StateError>")]
+pub struct GetHistory {
+    pub key: String,
+    pub limit: u64,
+}
+
+/// One stored version of `key`.
+#[derive(Message)]
+#[rtype(result = "Result<StoredVersion, StateError>")]
+pub struct GetVersion {
+    pub key: String,
+    pub version: i64,
+}
+
+/// The JSON diff from version `from` to version `to` of `key`.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<DiffEntry>, StateError>")]
+pub struct DiffVersions {
+    pub key: String,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Stores `value` as the next version of `key`.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<StateEntry>, StateError>")]
+pub struct PutValue {
+    pub key: String,
+    pub value: Bytes,
+    pub content_type: String,
+    /// Lowercase hex SHA-256 of `value` (computed by the caller, off the actor's thread).
+    pub hash: String,
+    pub preconditions: Vec<Precondition>,
+}
+
+/// Deletes `key` and its whole history.
+#[derive(Message)]
+#[rtype(result = "Result<(), StateError>")]
+pub struct DeleteKey {
+    pub key: String,
+    pub preconditions: Vec<Precondition>,
+}
+
+/// Appends a new version of `key` holding the bytes of `version`.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<StateEntry>, StateError>")]
+pub struct RollbackKey {
+    pub key: String,
+    pub version: i64,
+    pub preconditions: Vec<Precondition>,
+}
