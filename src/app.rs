@@ -129,9 +129,12 @@ impl Application {
                 .app_data(limit.clone())
                 .app_data(state_addr.clone())
                 .app_data(events_addr.clone())
-                .app_data(crate::http::json_query_config())
                 .wrap(from_fn(crate::http::gate))
-                .route("/health", web::get().to(crate::http::health))
+                .service(
+                    web::resource("/health")
+                        .route(web::get().to(crate::http::health))
+                        .default_service(web::to(crate::http::method_not_allowed("GET"))),
+                )
                 .configure(crate::state::routes)
                 .configure(crate::events::routes)
                 .default_service(web::to(crate::http::not_found))

@@ -10,7 +10,7 @@ use super::client::{Client, read_input};
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCmd {
-    /// Publish an event (data from --data, --file or standard input; none = null).
+    /// Publish an event (data from --data or --file; without either it is null).
     Publish {
         topic: String,
         #[arg(long, conflicts_with = "file")]

@@ -17,7 +17,7 @@ pub use serve::ServeArgs;
 
 /// koor: a coordination server for AI coding agents.
 #[derive(Debug, Parser)]
-#[command(name = "koor", version, about, propagate_version = true)]
+#[command(name = "koor", version, about)]
 pub struct Cli {
     /// Re-indent JSON output.
     #[arg(long, global = true)]
@@ -69,7 +69,7 @@ pub fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("koor: {e}");
-                    return ExitCode::from(2);
+                    return ExitCode::from(1);
                 }
             };
             system.block_on(async move {

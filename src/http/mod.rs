@@ -9,7 +9,7 @@ mod query;
 pub use body::{JsonBody, RawBody};
 pub use gate::{AuthToken, BodyLimit, gate};
 pub use health::{ServerInfo, health};
-pub use query::{json_query_config, parse_limit};
+pub use query::parse_limit;
 
 use actix_web::{HttpRequest, HttpResponse};
 

@@ -1,9 +1,5 @@
 //! Query-string helpers.
 
-use actix_web::web;
-
-use crate::error::ApiError;
-
 /// Largest list limit served; larger requests are clamped.
 pub const MAX_LIMIT: u64 = 10_000;
 
@@ -13,12 +9,6 @@ pub fn parse_limit(raw: Option<&str>, default: u64) -> u64 {
         Some(n) if n > 0 => (n as u64).min(MAX_LIMIT),
         _ => default,
     }
-}
-
-/// Query extraction failures become JSON 400s.
-pub fn json_query_config() -> web::QueryConfig {
-    web::QueryConfig::default()
-        .error_handler(|err, _req| ApiError::bad_request(format!("invalid query: {err}")).into())
 }
 
 #[cfg(test)]

@@ -198,21 +198,24 @@ impl Handler<DiffVersions> for StateStore {
     fn handle(&mut self, msg: DiffVersions, _: &mut Self::Context) -> Self::Result {
         let repo = self.repo.clone();
         Box::pin(async move {
-            let mut docs = Vec::with_capacity(2);
+            // Both versions must exist (404) before either is parsed (400).
+            let mut stored = Vec::with_capacity(2);
             for version in [msg.from, msg.to] {
-                let stored = repo.version(&msg.key, version).await?.ok_or_else(|| {
+                stored.push(repo.version(&msg.key, version).await?.ok_or_else(|| {
                     StateError::VersionNotFound {
                         key: msg.key.clone(),
                         version,
                     }
+                })?);
+            }
+            let mut docs = Vec::with_capacity(2);
+            for s in stored {
+                let doc: serde_json::Value = serde_json::from_slice(&s.value).map_err(|_| {
+                    StateError::Invalid(format!(
+                        "version {} of {} is not valid JSON, so it cannot be diffed",
+                        s.version, msg.key
+                    ))
                 })?;
-                let doc: serde_json::Value =
-                    serde_json::from_slice(&stored.value).map_err(|_| {
-                        StateError::Invalid(format!(
-                            "version {version} of {} is not valid JSON, so it cannot be diffed",
-                            msg.key
-                        ))
-                    })?;
                 docs.push(doc);
             }
             Ok(diff(&docs[0], &docs[1]))

@@ -268,3 +268,79 @@ async fn version_in<C: ConnectionTrait>(
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value: &'static [u8], preconditions: Vec<Precondition>) -> WriteOp {
+        WriteOp::Put {
+            key: key.into(),
+            value: Bytes::from_static(value),
+            content_type: "text/plain".into(),
+            hash: format!("h-{}", String::from_utf8_lossy(value)),
+            preconditions,
+        }
+    }
+
+    #[actix_web::test]
+    async fn one_batch_applies_puts_deletes_and_rollbacks_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(&dir.path().join("data.db"), 1)
+            .await
+            .unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let repo = StateRepository::new(db);
+        let ops = vec![
+            put("k", b"a", vec![]),
+            put("k", b"b", vec![]),
+            WriteOp::Delete {
+                key: "k".into(),
+                preconditions: vec![],
+            },
+            put("k", b"c", vec![Precondition::Absent]),
+            WriteOp::Rollback {
+                key: "k".into(),
+                version: 1,
+                preconditions: vec![Precondition::Version(1)],
+            },
+            put("j", b"x", vec![Precondition::Version(5)]),
+            WriteOp::Delete {
+                key: "j".into(),
+                preconditions: vec![],
+            },
+        ];
+        let snapshot = HashMap::from([("k".to_string(), None), ("j".to_string(), None)]);
+        let applied = repo.apply(ops, snapshot, 7).await.unwrap();
+        let summary: Vec<String> = applied
+            .results
+            .iter()
+            .map(|r| match r {
+                Ok(WriteDone::Stored(e)) => format!("{}@{}={:?}", e.key, e.version, e.value),
+                Ok(WriteDone::Deleted { key, version }) => format!("-{key}@{version}"),
+                Err(e) => format!("err {e}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "k@1=b\"a\"",
+                "k@2=b\"b\"",
+                "-k@2",
+                "k@1=b\"c\"",
+                "k@2=b\"c\"",
+                "err precondition failed: the current version is none (the key does not exist)",
+                "err key not found: j",
+            ]
+        );
+        let current = repo.load_current().await.unwrap();
+        assert_eq!(current.len(), 1);
+        assert_eq!(
+            (current[0].version, current[0].value.as_ref()),
+            (2, &b"c"[..])
+        );
+        assert_eq!(repo.history("k", 10).await.unwrap().len(), 2);
+        assert!(matches!(applied.changed.get("k"), Some(Some(e)) if e.version == 2));
+        assert!(!applied.changed.contains_key("j"));
+    }
+}

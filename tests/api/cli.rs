@@ -1,0 +1,271 @@
+//! The `koor` binary as a client of a spawned server, and its start-up errors.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::helpers::{TestApp, koor_bin};
+
+/// Runs `koor ARGS` against `server` with `stdin`, in `cwd`.
+async fn koor(server: &str, cwd: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(koor_bin());
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("KOOR_SERVER", server)
+        .env_remove("KOOR_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).await.unwrap();
+    }
+    drop(input);
+    child.wait_with_output().await.unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[actix_web::test]
+async fn state_commands_round_trip() {
+    let app = TestApp::spawn().await;
+    let cwd = app.dir.path();
+    let set = koor(
+        &app.address,
+        cwd,
+        &["state", "set", "proj/cfg", "--data", "{\"v\":1}"],
+        None,
+    )
+    .await;
+    assert!(set.status.success(), "{set:?}");
+    let meta: Value = serde_json::from_slice(&set.stdout).unwrap();
+    assert_eq!(meta["version"], 1);
+
+    // A value from standard input.
+    let set = koor(
+        &app.address,
+        cwd,
+        &["state", "set", "proj/cfg"],
+        Some(b"{\"v\":2}"),
+    )
+    .await;
+    assert!(set.status.success(), "{set:?}");
+
+    // `get` prints the raw value only, byte for byte.
+    let get = koor(&app.address, cwd, &["state", "get", "proj/cfg"], None).await;
+    assert!(get.status.success());
+    assert_eq!(get.stdout, b"{\"v\":2}");
+
+    let list = koor(&app.address, cwd, &["state", "list"], None).await;
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list[0]["key"], "proj/cfg");
+
+    let hist = koor(
+        &app.address,
+        cwd,
+        &["state", "history", "proj/cfg", "--limit", "1"],
+        None,
+    )
+    .await;
+    let hist: Value = serde_json::from_slice(&hist.stdout).unwrap();
+    assert_eq!(hist["versions"].as_array().unwrap().len(), 1);
+
+    let diff = koor(
+        &app.address,
+        cwd,
+        &["state", "diff", "proj/cfg", "--v1", "1", "--v2", "2"],
+        None,
+    )
+    .await;
+    let diff: Value = serde_json::from_slice(&diff.stdout).unwrap();
+    assert_eq!(diff["diffs"][0]["path"], "/v");
+
+    let rb = koor(
+        &app.address,
+        cwd,
+        &["state", "rollback", "proj/cfg", "--version", "1"],
+        None,
+    )
+    .await;
+    let rb: Value = serde_json::from_slice(&rb.stdout).unwrap();
+    assert_eq!(rb["version"], 3);
+    let get = koor(&app.address, cwd, &["state", "get", "proj/cfg"], None).await;
+    assert_eq!(get.stdout, b"{\"v\":1}");
+
+    let pretty = koor(&app.address, cwd, &["state", "list", "--pretty"], None).await;
+    assert!(stdout(&pretty).contains("\n  {"), "{}", stdout(&pretty));
+
+    let del = koor(&app.address, cwd, &["state", "delete", "proj/cfg"], None).await;
+    assert!(del.status.success());
+    let get = koor(&app.address, cwd, &["state", "get", "proj/cfg"], None).await;
+    assert_eq!(get.status.code(), Some(1));
+    assert!(get.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&get.stderr).contains("\"code\":404"));
+}
+
+#[actix_web::test]
+async fn set_with_a_stale_if_version_fails_with_exit_1() {
+    let app = TestApp::spawn().await;
+    let cwd = app.dir.path();
+    koor(
+        &app.address,
+        cwd,
+        &["state", "set", "k", "--data", "1"],
+        None,
+    )
+    .await;
+    let stale = koor(
+        &app.address,
+        cwd,
+        &["state", "set", "k", "--data", "2", "--if-version", "0"],
+        None,
+    )
+    .await;
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("412"));
+    let ok = koor(
+        &app.address,
+        cwd,
+        &["state", "set", "k", "--data", "2", "--if-version", "1"],
+        None,
+    )
+    .await;
+    assert!(ok.status.success());
+    let file = cwd.join("value.json");
+    std::fs::write(&file, b"{\"from\":\"file\"}").unwrap();
+    let ok = koor(
+        &app.address,
+        cwd,
+        &["state", "set", "k", "--file", file.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert!(ok.status.success());
+    let get = koor(&app.address, cwd, &["state", "get", "k"], None).await;
+    assert_eq!(get.stdout, b"{\"from\":\"file\"}");
+}
+
+#[actix_web::test]
+async fn usage_errors_exit_2_and_connection_failures_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let usage = koor(
+        "http://127.0.0.1:9",
+        dir.path(),
+        &["state", "frobnicate"],
+        None,
+    )
+    .await;
+    assert_eq!(usage.status.code(), Some(2));
+    let down = koor("http://127.0.0.1:9", dir.path(), &["status"], None).await;
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach"));
+}
+
+#[actix_web::test]
+async fn status_and_events_commands() {
+    let app = TestApp::spawn().await;
+    let cwd = app.dir.path();
+    let status = koor(&app.address, cwd, &["status"], None).await;
+    assert!(status.status.success());
+    assert!(stdout(&status).contains("\"ok\""));
+    let publ = koor(
+        &app.address,
+        cwd,
+        &["events", "publish", "api.change", "--data", "{\"x\":1}"],
+        None,
+    )
+    .await;
+    assert!(publ.status.success(), "{publ:?}");
+    let hist = koor(
+        &app.address,
+        cwd,
+        &["events", "history", "--topic", "api.*", "--last", "5"],
+        None,
+    )
+    .await;
+    let hist: Value = serde_json::from_slice(&hist.stdout).unwrap();
+    assert_eq!(hist[0]["data"]["x"], 1);
+}
+
+#[actix_web::test]
+async fn config_set_writes_settings_and_the_token_is_used() {
+    let app = TestApp::spawn_with_token("tok3n").await;
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(cwd.path().join("settings.json"), "{\"bind\":\"keep-me\"}").unwrap();
+    let set = koor(
+        "unused",
+        cwd.path(),
+        &["config", "set", "token", "tok3n"],
+        None,
+    )
+    .await;
+    assert!(set.status.success());
+    assert!(!stdout(&set).contains("tok3n"), "the token is not echoed");
+    let settings: Value =
+        serde_json::from_str(&std::fs::read_to_string(cwd.path().join("settings.json")).unwrap())
+            .unwrap();
+    assert_eq!(settings["bind"], "keep-me");
+    assert_eq!(settings["token"], "tok3n");
+
+    // Server from settings.json too (KOOR_SERVER is empty, so the file applies).
+    koor(
+        "",
+        cwd.path(),
+        &["config", "set", "server", &app.address],
+        None,
+    )
+    .await;
+    let list = koor("", cwd.path(), &["state", "list"], None).await;
+    assert!(list.status.success(), "{list:?}");
+    assert_eq!(stdout(&list).trim(), "[]");
+}
+
+/// Runs `koor serve ARGS` with `env` and expects it to refuse to start.
+async fn refuses_to_start(args: &[&str], env: &[(&str, &str)], expect: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(koor_bin());
+    cmd.arg("serve")
+        .arg("--bind")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(args)
+        .current_dir(dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), cmd.output())
+        .await
+        .expect("a bad config stops start-up at once")
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} {env:?} started");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(expect), "{err}");
+}
+
+#[actix_web::test]
+async fn bad_configuration_stops_start_up_with_one_line() {
+    refuses_to_start(
+        &["--config", "/definitely/missing.json"],
+        &[],
+        "missing.json",
+    )
+    .await;
+    refuses_to_start(&["--log-level", "loud"], &[], "log_level").await;
+    refuses_to_start(
+        &[],
+        &[("KOOR_STALE_AFTER_SECONDS", "soon")],
+        "KOOR_STALE_AFTER_SECONDS",
+    )
+    .await;
+    refuses_to_start(&["--stale-after=-1"], &[], "stale_after").await;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    refuses_to_start(&["--config", bad.to_str().unwrap()], &[], "bad.json").await;
+}

@@ -1,0 +1,12 @@
+//! The integration suite: one binary, the real server on 127.0.0.1:0 with a temp-dir
+//! database and the real migrations (see `helpers::TestApp`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod cli;
+mod crash;
+mod events;
+mod helpers;
+mod http;
+mod migrations;
+mod state;
