@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer, web};
 use sea_orm::DatabaseConnection;
 
 use crate::config::Config;
-use crate::events::EventBus;
+use crate::events::{BusSettings, EventBus, SubscriberSettings};
 use crate::http::{AuthToken, BodyLimit, ServerInfo};
 use crate::state::StateStore;
 
@@ -90,7 +90,12 @@ impl Application {
             })?;
         crate::db::migrate(&db).await.map_err(StartError::Migrate)?;
 
-        let events = EventBus::load(db.clone(), config.write_batch_max)
+        let bus_settings = BusSettings {
+            batch_max: config.write_batch_max,
+            retention: config.event_retention,
+            prune_interval: config.prune_interval,
+        };
+        let events = EventBus::load(db.clone(), bus_settings)
             .await
             .map_err(StartError::Load)?
             .start();
@@ -121,6 +126,9 @@ impl Application {
         let limit = web::Data::new(BodyLimit(config.max_body_bytes));
         let state_addr = web::Data::new(domains.state.clone());
         let events_addr = web::Data::new(domains.events.clone());
+        let subscribers = web::Data::new(SubscriberSettings {
+            buffer: config.subscriber_buffer,
+        });
 
         let server = HttpServer::new(move || {
             App::new()
@@ -129,6 +137,7 @@ impl Application {
                 .app_data(limit.clone())
                 .app_data(state_addr.clone())
                 .app_data(events_addr.clone())
+                .app_data(subscribers.clone())
                 .wrap(from_fn(crate::http::gate))
                 .service(
                     web::resource("/health")

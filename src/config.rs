@@ -103,6 +103,8 @@ pub struct Config {
     pub write_batch_max: usize,
     /// Number of SQLite connections in the pool.
     pub db_pool_size: u32,
+    /// Events a WebSocket subscriber may have queued before it is closed with `koor.lagged`.
+    pub subscriber_buffer: usize,
 }
 
 impl Default for Config {
@@ -122,6 +124,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             write_batch_max: 256,
             db_pool_size: 4,
+            subscriber_buffer: 1024,
         }
     }
 }
@@ -154,6 +157,7 @@ pub struct Overrides {
     pub max_body_bytes: Option<u64>,
     pub write_batch_max: Option<u64>,
     pub db_pool_size: Option<u64>,
+    pub subscriber_buffer: Option<u64>,
 }
 
 impl Overrides {
@@ -180,6 +184,7 @@ impl Overrides {
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             write_batch_max: self.write_batch_max.or(lower.write_batch_max),
             db_pool_size: self.db_pool_size.or(lower.db_pool_size),
+            subscriber_buffer: self.subscriber_buffer.or(lower.subscriber_buffer),
         }
     }
 
@@ -219,6 +224,7 @@ impl Overrides {
             max_body_bytes: int("KOOR_MAX_BODY_BYTES")?,
             write_batch_max: int("KOOR_WRITE_BATCH_MAX")?,
             db_pool_size: int("KOOR_DB_POOL_SIZE")?,
+            subscriber_buffer: int("KOOR_SUBSCRIBER_BUFFER")?,
         })
     }
 
@@ -347,6 +353,17 @@ impl Config {
             Some(v) => v as u32,
             None => d.db_pool_size,
         };
+        let subscriber_buffer = match o.subscriber_buffer {
+            Some(v) if v == 0 || v > 1_000_000 => {
+                return Err(ConfigError::invalid(
+                    "subscriber_buffer",
+                    &v.to_string(),
+                    "between 1 and 1000000",
+                ));
+            }
+            Some(v) => v as usize,
+            None => d.subscriber_buffer,
+        };
         let data_dir = match o.data_dir {
             Some(v) if !v.is_empty() => PathBuf::from(v),
             _ => d.data_dir,
@@ -367,6 +384,7 @@ impl Config {
             max_body_bytes,
             write_batch_max,
             db_pool_size,
+            subscriber_buffer,
         })
     }
 }

@@ -87,6 +87,11 @@ impl Client {
         &self.base
     }
 
+    /// The bearer token, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// Sends one request. `path` must already be escaped; `query` values are encoded here.
     pub async fn send(
         &self,

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use clap::Subcommand;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
 use super::client::{Client, read_input};
@@ -30,6 +33,28 @@ pub enum EventsCmd {
         to: Option<String>,
         #[arg(long)]
         source: Option<String>,
+        /// Resume: events after this id, oldest first.
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
+    },
+    /// Print matching events as they happen, one JSON object per line. Reconnects and
+    /// resumes after the last printed id when the connection drops.
+    Subscribe {
+        /// Topic pattern (default: every topic).
+        pattern: Option<String>,
+        /// Also print stored events after this id first.
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
+    },
+    /// Wait until a matching event exists after ID (long-poll), print them and exit.
+    Wait {
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
+        #[arg(long, value_name = "PATTERN")]
+        topic: Option<String>,
+        /// Seconds to wait at most (the server caps it at 60).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
     },
 }
 
@@ -68,10 +93,14 @@ pub async fn run(client: &Client, cmd: EventsCmd) -> ExitCode {
             from,
             to,
             source,
+            after,
         } => {
             let mut q: Vec<(&str, String)> = Vec::new();
             if let Some(v) = last {
                 q.push(("last", v.to_string()));
+            }
+            if let Some(v) = after {
+                q.push(("after", v.to_string()));
             }
             for (name, v) in [
                 ("topic", topic),
@@ -84,6 +113,212 @@ pub async fn run(client: &Client, cmd: EventsCmd) -> ExitCode {
                 }
             }
             client.print(client.get("/api/events/history", &q).await, false)
+        }
+        EventsCmd::Subscribe { pattern, after } => {
+            subscribe(client, pattern.unwrap_or_else(|| "*".into()), after).await
+        }
+        EventsCmd::Wait {
+            after,
+            topic,
+            timeout,
+        } => {
+            let mut q: Vec<(&str, String)> = Vec::new();
+            if let Some(v) = after {
+                q.push(("after", v.to_string()));
+            }
+            if let Some(v) = topic {
+                q.push(("topic", v));
+            }
+            if let Some(v) = timeout {
+                q.push(("timeout", v.to_string()));
+            }
+            client.print(client.get("/api/events/wait", &q).await, false)
+        }
+    }
+}
+
+/// What ended one WebSocket connection.
+enum Ended {
+    /// Reconnect now (lagged, expired cursor, or a clean close).
+    Resume,
+    /// The connection failed or dropped: wait, then reconnect.
+    Dropped(String),
+    /// The server refused the upgrade with this status: fall back to polling.
+    Refused(u16),
+    /// A fatal error (e.g. 401): stop.
+    Fatal(String),
+}
+
+fn print_line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
+/// Handles one frame; updates `cursor` to the last printed id.
+fn on_frame(text: &str, cursor: &mut i64) -> Option<Ended> {
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return None;
+    };
+    if v.get("error").is_some() {
+        if v["code"] == 410 {
+            let oldest = v["oldest_id"].as_i64().unwrap_or(*cursor + 1);
+            eprintln!(
+                "koor: events {}..{} were pruned before they could be read; continuing from {oldest}",
+                *cursor + 1,
+                oldest - 1
+            );
+            *cursor = oldest - 1;
+            return Some(Ended::Resume);
+        }
+        if v["code"].as_u64().is_some_and(|c| c >= 500) {
+            return Some(Ended::Dropped(text.to_string()));
+        }
+        return Some(Ended::Fatal(text.to_string()));
+    }
+    if v["topic"] == "koor.lagged" {
+        if let Some(resume) = v["data"]["resume_after"].as_i64() {
+            *cursor = (*cursor).max(resume);
+        }
+        return Some(Ended::Resume);
+    }
+    if let Some(id) = v["id"].as_i64()
+        && id > *cursor
+    {
+        print_line(text);
+        *cursor = id;
+    }
+    None
+}
+
+async fn connect_once(client: &Client, pattern: &str, cursor: &mut i64) -> Ended {
+    let ws_base = client
+        .base()
+        .replacen("https://", "wss://", 1)
+        .replacen("http://", "ws://", 1);
+    let query = serde_urlencoded::to_string([
+        ("pattern", pattern.to_string()),
+        ("after", cursor.to_string()),
+    ])
+    .unwrap_or_default();
+    let url = format!("{ws_base}/api/events/subscribe?{query}");
+    let mut req = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+        .ws(url)
+        // An event may carry up to the server's 10 MiB body limit.
+        .max_frame_size(16 * 1024 * 1024);
+    if let Some(token) = client.token() {
+        req = req.bearer_auth(token);
+    }
+    let mut framed = match req.connect().await {
+        Ok((_, framed)) => framed,
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+            if status.as_u16() == 401 {
+                return Ended::Fatal("401: invalid or missing bearer token".into());
+            }
+            return Ended::Refused(status.as_u16());
+        }
+        Err(e) => return Ended::Dropped(e.to_string()),
+    };
+    while let Some(frame) = framed.next().await {
+        match frame {
+            Ok(awc::ws::Frame::Text(bytes)) => {
+                if let Some(end) = on_frame(&String::from_utf8_lossy(&bytes), cursor) {
+                    return end;
+                }
+            }
+            Ok(awc::ws::Frame::Ping(p)) => {
+                if framed.send(awc::ws::Message::Pong(p)).await.is_err() {
+                    return Ended::Dropped("the connection closed".into());
+                }
+            }
+            Ok(awc::ws::Frame::Close(_)) => {
+                return Ended::Dropped("the server closed the stream".into());
+            }
+            Ok(_) => {}
+            Err(e) => return Ended::Dropped(e.to_string()),
+        }
+    }
+    Ended::Dropped("the connection closed".into())
+}
+
+/// Polls history every 2 s (for servers whose WebSocket upgrade fails).
+async fn poll_once(client: &Client, pattern: &str, cursor: &mut i64) -> Result<(), String> {
+    let q = [
+        ("after", cursor.to_string()),
+        ("topic", pattern.to_string()),
+        ("last", "100".to_string()),
+    ];
+    let (status, _, body) = client.get("/api/events/history", &q).await?;
+    if status.as_u16() == 410 {
+        // The cursor expired: say so and continue from the oldest stored event.
+        on_frame(&String::from_utf8_lossy(&body), cursor);
+        return Ok(());
+    }
+    if !status.is_success() {
+        return Err(format!("history answered {status}"));
+    }
+    let mut events: Vec<Value> = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    events.sort_by_key(|e| e["id"].as_i64().unwrap_or(0));
+    for e in events {
+        if e["id"].as_i64().is_some_and(|id| id > *cursor) {
+            on_frame(&e.to_string(), cursor);
+        }
+    }
+    Ok(())
+}
+
+async fn subscribe(client: &Client, pattern: String, after: Option<i64>) -> ExitCode {
+    // Without --after, start from the newest id now, so that even the first reconnect
+    // resumes without a gap.
+    let mut cursor = match after {
+        Some(a) => a,
+        None => match client
+            .get("/api/events/history", &[("last", "1".into())])
+            .await
+        {
+            Ok((status, _, body)) if status.is_success() => serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v[0]["id"].as_i64())
+                .unwrap_or(0),
+            Ok((status, _, body)) => {
+                eprintln!("koor: {status}: {}", String::from_utf8_lossy(&body));
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("koor: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match connect_once(client, &pattern, &mut cursor).await {
+            Ended::Resume => {
+                delay = Duration::from_millis(250);
+                continue;
+            }
+            Ended::Fatal(e) => {
+                eprintln!("koor: {e}");
+                return ExitCode::from(1);
+            }
+            Ended::Refused(status) => {
+                eprintln!("koor: WebSocket upgrade refused ({status}); polling history every 2 s");
+                loop {
+                    if let Err(e) = poll_once(client, &pattern, &mut cursor).await {
+                        eprintln!("koor: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+            Ended::Dropped(why) => {
+                eprintln!("koor: {why}; reconnecting after event {cursor}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
         }
     }
 }

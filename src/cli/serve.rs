@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// SQLite connection pool size [env KOOR_DB_POOL_SIZE] (default 4).
     #[arg(long, value_name = "N")]
     pub db_pool_size: Option<u64>,
+    /// Events a WebSocket subscriber may have queued before it is closed with koor.lagged [env KOOR_SUBSCRIBER_BUFFER] (default 1024).
+    #[arg(long, value_name = "N")]
+    pub subscriber_buffer: Option<u64>,
 }
 
 impl ServeArgs {
@@ -75,6 +78,7 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             write_batch_max: self.write_batch_max,
             db_pool_size: self.db_pool_size,
+            subscriber_buffer: self.subscriber_buffer,
         }
     }
 

@@ -1,8 +1,9 @@
 //! Messages of the events domain.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix::Message;
+use actix::{Message, Recipient};
 use serde_json::Value;
 
 use super::model::{Event, EventError, HistoryFilter};
@@ -35,7 +36,76 @@ pub struct History {
     pub last: u64,
 }
 
-/// The highest event id ever assigned (0 if none).
+/// Up to `limit` matching events with id > `after`, oldest first; `Expired` (410) when
+/// events after the cursor have already been pruned.
 #[derive(Message)]
-#[rtype(result = "i64")]
-pub struct LastEventId;
+#[rtype(result = "Result<Vec<Event>, EventError>")]
+pub struct HistoryAfter {
+    pub after: i64,
+    pub filter: HistoryFilter,
+    pub limit: u64,
+}
+
+/// Long-poll: matching events with id > `after` (oldest first) as soon as there is one,
+/// or none when `timeout` passes. `after: None` waits for events newer than now.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Event>, EventError>")]
+pub struct Wait {
+    pub after: Option<i64>,
+    pub topic: Option<String>,
+    pub timeout: Duration,
+    pub limit: u64,
+}
+
+/// What the bus sends to a subscriber.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum BusFrame {
+    /// A committed event matching the subscriber's pattern.
+    Event(Arc<Event>),
+    /// The subscriber's buffer overflowed; it has been unsubscribed and gets nothing more.
+    Lagged,
+}
+
+/// Registers `recipient` for live events matching `pattern`. The reply's `live_after` is
+/// the id after which live delivery starts: every matching event with a higher id is sent,
+/// none with a lower one, so a resuming subscriber replays `(after, live_after]` from
+/// storage and misses nothing.
+#[derive(Message)]
+#[rtype(result = "Subscribed")]
+pub struct Subscribe {
+    pub pattern: String,
+    pub recipient: Recipient<BusFrame>,
+}
+
+/// The answer to [`Subscribe`].
+#[derive(Debug, Clone, Copy, actix::MessageResponse)]
+pub struct Subscribed {
+    pub id: u64,
+    pub live_after: i64,
+}
+
+/// Removes a subscriber.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unsubscribe {
+    pub id: u64,
+}
+
+/// Deletes all but the newest `event_retention` events now (the pruner's run-once step);
+/// answers how many were deleted.
+#[derive(Message)]
+#[rtype(result = "Result<u64, EventError>")]
+pub struct PruneEvents;
+
+/// Counters of the bus: the highest id ever assigned and the live subscriber count.
+#[derive(Message)]
+#[rtype(result = "BusStats")]
+pub struct GetBusStats;
+
+/// The answer to [`GetBusStats`].
+#[derive(Debug, Clone, Copy, actix::MessageResponse)]
+pub struct BusStats {
+    pub last_event_id: i64,
+    pub subscribers: usize,
+}

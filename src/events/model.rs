@@ -56,6 +56,8 @@ pub struct HistoryFilter {
     pub to: Option<i64>,
     /// Exact `source`.
     pub source: Option<String>,
+    /// Only events with an id up to this one.
+    pub until_id: Option<i64>,
 }
 
 /// What went wrong in the events domain.

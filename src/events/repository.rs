@@ -50,6 +50,18 @@ impl EventRepository {
         })
     }
 
+    /// The oldest stored id, if any.
+    pub async fn oldest_id(&self) -> Result<Option<i64>, DbErr> {
+        let id: Option<i64> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .order_by_asc(Column::Id)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(id)
+    }
+
     /// Inserts events whose ids the bus assigned, in one transaction.
     pub async fn insert(&self, events: &[Event]) -> Result<(), DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
@@ -79,6 +91,9 @@ impl EventRepository {
         if let Some(source) = &filter.source {
             q = q.filter(Column::Source.eq(source.as_str()));
         }
+        if let Some(until) = filter.until_id {
+            q = q.filter(Column::Id.lte(until));
+        }
         q
     }
 
@@ -107,5 +122,62 @@ impl EventRepository {
                 return Ok(out);
             }
         }
+    }
+
+    /// Up to `limit` matching events with id > `after`, oldest first.
+    pub async fn after(
+        &self,
+        after: i64,
+        filter: &HistoryFilter,
+        limit: u64,
+    ) -> Result<Vec<Event>, DbErr> {
+        let pattern = TopicPattern::new(filter.topic.as_deref().unwrap_or(""));
+        let mut out = Vec::new();
+        let mut cursor = after;
+        loop {
+            let rows = Self::filtered(filter)
+                .filter(Column::Id.gt(cursor))
+                .order_by_asc(Column::Id)
+                .limit(PAGE)
+                .all(&self.db)
+                .await?;
+            let done = (rows.len() as u64) < PAGE;
+            if let Some(last) = rows.last() {
+                cursor = last.id;
+            }
+            for row in rows {
+                if pattern.matches(&row.topic) {
+                    out.push(from_model(row));
+                    if out.len() as u64 >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The highest id to delete so that only the newest `keep` events remain, if any.
+    pub async fn prune_cutoff(&self, keep: u64) -> Result<Option<i64>, DbErr> {
+        let id: Option<i64> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .order_by_desc(Column::Id)
+            .offset(keep)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(id)
+    }
+
+    /// Deletes every event with an id up to `cutoff`; returns how many were deleted.
+    pub async fn delete_through(&self, cutoff: i64) -> Result<u64, DbErr> {
+        let res = Entity::delete_many()
+            .filter(Column::Id.lte(cutoff))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected)
     }
 }

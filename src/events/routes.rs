@@ -1,13 +1,17 @@
 //! REST adapter of the events domain (API §6).
 
+use std::time::Duration;
+
 use actix::Addr;
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::actor::EventBus;
 use super::messages::*;
 use super::model::HistoryFilter;
+use super::ws::Subscription;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{JsonBody, method_not_allowed, parse_limit};
 use crate::time::parse_instant;
@@ -23,8 +27,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/api/events/history")
             .route(web::get().to(history))
             .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/api/events/wait")
+            .route(web::get().to(wait))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/api/events/subscribe")
+            .route(web::get().to(subscribe))
+            .default_service(web::to(method_not_allowed("GET"))),
     );
 }
+
+/// Settings of WebSocket subscribers, shared as app data.
+#[derive(Clone, Copy, Debug)]
+pub struct SubscriberSettings {
+    /// Events a subscriber may have queued before it is closed with `koor.lagged`.
+    pub buffer: usize,
+}
+
+/// Longest long-poll wait.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Long-poll wait when `timeout` is not given.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
 struct PublishIn {
@@ -58,6 +84,10 @@ async fn publish(
 #[serde(default)]
 struct HistoryQuery {
     last: Option<String>,
+    after: Option<String>,
+    limit: Option<String>,
+    timeout: Option<String>,
+    pattern: Option<String>,
     topic: Option<String>,
     from: Option<String>,
     to: Option<String>,
@@ -73,17 +103,93 @@ fn instant(name: &str, raw: Option<&str>) -> ApiResult<Option<i64>> {
     }
 }
 
+fn parse_query(req: &HttpRequest) -> ApiResult<HistoryQuery> {
+    serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+}
+
+/// `after=ID`: a non-negative event id.
+fn cursor(raw: Option<&str>) -> ApiResult<Option<i64>> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(id) if id >= 0 => Ok(Some(id)),
+            _ => Err(ApiError::bad_request(format!(
+                "after must be an event id (an integer >= 0), got {v:?}"
+            ))),
+        },
+    }
+}
+
+fn json_events(events: &[super::model::Event]) -> HttpResponse {
+    let out: Vec<_> = events.iter().map(|e| e.out()).collect();
+    HttpResponse::Ok().json(out)
+}
+
 async fn history(req: HttpRequest, bus: web::Data<Addr<EventBus>>) -> ApiResult<HttpResponse> {
-    let q: HistoryQuery = serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+    let q = parse_query(&req)?;
+    let after = cursor(q.after.as_deref())?;
     let filter = HistoryFilter {
         topic: q.topic.filter(|t| !t.is_empty()),
         from: instant("from", q.from.as_deref())?,
         to: instant("to", q.to.as_deref())?,
         source: q.source.filter(|s| !s.is_empty()),
+        until_id: None,
     };
+    if let Some(after) = after {
+        // Resume (extension): ascending, `limit` (default 100) events after the cursor.
+        let limit = parse_limit(q.limit.as_deref(), 100);
+        let events = bus
+            .send(HistoryAfter {
+                after,
+                filter,
+                limit,
+            })
+            .await??;
+        return Ok(json_events(&events));
+    }
     let last = parse_limit(q.last.as_deref(), 50);
     let events = bus.send(History { filter, last }).await??;
-    let out: Vec<_> = events.iter().map(|e| e.out()).collect();
-    Ok(HttpResponse::Ok().json(out))
+    Ok(json_events(&events))
+}
+
+/// `GET /api/events/wait?after=ID&topic=PATTERN&timeout=S&limit=N` (extension).
+async fn wait(req: HttpRequest, bus: web::Data<Addr<EventBus>>) -> ApiResult<HttpResponse> {
+    let q = parse_query(&req)?;
+    let after = cursor(q.after.as_deref())?;
+    let timeout = match q.timeout.as_deref() {
+        None | Some("") => DEFAULT_WAIT,
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s).min(MAX_WAIT),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "timeout must be a number of seconds, got {v:?}"
+                )));
+            }
+        },
+    };
+    let events = bus
+        .send(Wait {
+            after,
+            topic: q.topic.filter(|t| !t.is_empty()),
+            timeout,
+            limit: parse_limit(q.limit.as_deref(), 100),
+        })
+        .await??;
+    Ok(json_events(&events))
+}
+
+/// `GET /api/events/subscribe?pattern=P[&after=ID]`: upgrades to a WebSocket.
+async fn subscribe(
+    req: HttpRequest,
+    stream: web::Payload,
+    bus: web::Data<Addr<EventBus>>,
+    settings: web::Data<SubscriberSettings>,
+) -> ApiResult<HttpResponse> {
+    let q = parse_query(&req)?;
+    let after = cursor(q.after.as_deref())?;
+    let pattern = q.pattern.unwrap_or_default();
+    let session = Subscription::new(bus.get_ref().clone(), pattern, after, settings.buffer);
+    ws::start(session, &req, stream)
+        .map_err(|e| ApiError::bad_request(format!("a WebSocket upgrade is required: {e}")))
 }

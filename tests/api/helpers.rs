@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use koor::app::Application;
+use koor::app::{Application, Domains};
 use koor::config::{Config, Secret};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -17,6 +17,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub token: Option<String>,
     pub dir: TempDir,
+    pub domains: Domains,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -39,6 +40,7 @@ impl TestApp {
         let app = Application::build(config).await.expect("the app builds");
         let port = app.port();
         let handle = app.handle();
+        let domains = app.domains();
         actix_web::rt::spawn(app.run_until_stopped());
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
@@ -46,6 +48,7 @@ impl TestApp {
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
             token,
             dir,
+            domains,
             handle,
         }
     }
@@ -150,10 +153,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `koor serve` on `data_dir` and waits until it reports its port.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        Self::start_on(data_dir, "127.0.0.1:0", extra).await
+    }
+
+    /// Like [`ServerProcess::start`], listening on `bind`.
+    pub async fn start_on(data_dir: &Path, bind: &str, extra: &[&str]) -> ServerProcess {
         let mut child = tokio::process::Command::new(koor_bin())
             .arg("serve")
             .arg("--bind")
-            .arg("127.0.0.1:0")
+            .arg(bind)
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
@@ -185,5 +193,37 @@ impl ServerProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+}
+
+/// A WebSocket connection to the events stream.
+pub type Socket = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+/// Opens `/api/events/subscribe?{query}`.
+pub async fn subscribe(app: &TestApp, query: &str) -> Socket {
+    let url = format!("ws://127.0.0.1:{}/api/events/subscribe?{query}", app.port);
+    let (resp, socket) = awc::Client::new()
+        .ws(url)
+        .max_frame_size(16 * 1024 * 1024)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    socket
+}
+
+/// The next text frame as JSON (pings are answered), or `None` when the socket closes.
+pub async fn next_json(socket: &mut Socket) -> Option<Value> {
+    use futures_util::{SinkExt, StreamExt};
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .expect("a frame within 20 s")?;
+        match frame.ok()? {
+            awc::ws::Frame::Text(bytes) => return Some(serde_json::from_slice(&bytes).unwrap()),
+            awc::ws::Frame::Ping(p) => socket.send(awc::ws::Message::Pong(p)).await.unwrap(),
+            awc::ws::Frame::Close(_) => return None,
+            _ => {}
+        }
     }
 }
