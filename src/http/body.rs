@@ -2,14 +2,13 @@
 //! request's `Content-Type` says (400 on malformed JSON or the wrong shape).
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
-use super::gate::BodyLimit;
+use super::gate::{body_limit, declared_length};
 use crate::error::ApiError;
 
 /// The raw request body, at most the configured limit.
@@ -21,16 +20,8 @@ impl FromRequest for RawBody {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<BodyLimit>>()
-            .map(|l| l.0)
-            .unwrap_or(crate::config::DEFAULT_MAX_BODY_BYTES);
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(0);
+        let limit = body_limit(req);
+        let declared = declared_length(req.headers()).unwrap_or(0) as usize;
         let mut payload = payload.take();
         Box::pin(async move {
             let mut buf = BytesMut::with_capacity(declared.min(limit));

@@ -44,6 +44,21 @@ pub fn bearer_matches(header_value: Option<&[u8]>, expected: &Secret) -> bool {
     a.ct_eq(&b).into()
 }
 
+/// The configured body limit of the app serving `req`.
+pub fn body_limit(req: &actix_web::HttpRequest) -> usize {
+    req.app_data::<web::Data<BodyLimit>>()
+        .map(|l| l.0)
+        .unwrap_or(crate::config::DEFAULT_MAX_BODY_BYTES)
+}
+
+/// The request's `Content-Length`, when present and numeric.
+pub fn declared_length(headers: &header::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
 /// Auth, then the declared body size.
 pub async fn gate(
     mut req: ServiceRequest,
@@ -67,16 +82,8 @@ pub async fn gate(
         }
     }
 
-    let limit = req
-        .app_data::<web::Data<BodyLimit>>()
-        .map(|l| l.0)
-        .unwrap_or(crate::config::DEFAULT_MAX_BODY_BYTES);
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(len) = declared
+    let limit = body_limit(req.request());
+    if let Some(len) = declared_length(req.headers())
         && len > limit as u64
     {
         if len <= (limit + DRAIN_CAP) as u64 {
