@@ -116,10 +116,37 @@ if [ -z "$up" ]; then
 fi
 log "koor $("$BIN" --version 2>/dev/null || true) up on $BASE_URL (pid $SERVER_PID)"
 
+# CPU seconds (user + system) of this shell's finished children (k6, once it has ended).
+# `times` must run in this shell, not in a $(...) subshell, which has no such children.
+children_cpu() {
+  times >"$WORK/times"
+  REPLY=$(awk 'NR == 2 {
+    t = 0
+    for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+    print t
+  }' "$WORK/times")
+}
+# CPU seconds (user + system) the server has used so far.
+server_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$SERVER_PID/stat"
+}
+
 # --- k6 run ---------------------------------------------------------------------------
 status=0
+children_cpu
+k6_cpu0=$REPLY
+koor_cpu0=$(server_cpu)
+started=$(date +%s.%N)
 BASE_URL=$BASE_URL timeout --signal=INT --kill-after=30 "$K6_TIMEOUT" \
   "$K6" run "$@" "$SCRIPT" || status=$?
+ended=$(date +%s.%N)
+children_cpu
+awk -v w0="$started" -v w1="$ended" -v k0="$k6_cpu0" -v k1="$REPLY" \
+  -v s0="$koor_cpu0" -v s1="$(server_cpu)" -v n="$(nproc)" 'BEGIN {
+  w = w1 - w0
+  printf "run.sh: CPU over %.1f s wall on %d cores: k6 %.1f s (%.0f%% of one core), koor %.1f s (%.0f%% of one core)\n",
+    w, n, k1 - k0, 100 * (k1 - k0) / w, s1 - s0, 100 * (s1 - s0) / w
+}' >&2
 if [ -s "$WORK/server.log" ]; then
   log "server log (last 20 lines):"
   tail -n 20 "$WORK/server.log" >&2
