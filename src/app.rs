@@ -13,6 +13,9 @@ use sea_orm::DatabaseConnection;
 use crate::config::Config;
 use crate::events::{BusSettings, EventBus, SubscriberSettings};
 use crate::http::{AuthToken, BodyLimit, ServerInfo};
+use crate::instances::InstanceRegistry;
+use crate::liveness::{LivenessMonitor, LivenessSettings};
+use crate::metrics::{AgentMetrics, TokenTax};
 use crate::state::StateStore;
 
 /// Mailbox size of the domain actors. Senders using `send` wait when it is full
@@ -48,6 +51,9 @@ pub enum StartError {
 pub struct Domains {
     pub state: Addr<StateStore>,
     pub events: Addr<EventBus>,
+    pub instances: Addr<InstanceRegistry>,
+    pub metrics: Addr<AgentMetrics>,
+    pub liveness: Addr<LivenessMonitor>,
 }
 
 /// A built, bound, not yet running server.
@@ -103,7 +109,31 @@ impl Application {
             .await
             .map_err(StartError::Load)?
             .start();
-        let domains = Domains { state, events };
+        let metrics = AgentMetrics::new(db.clone(), config.write_batch_max).start();
+        let instances = InstanceRegistry::load(
+            db.clone(),
+            config.write_batch_max,
+            events.clone(),
+            metrics.clone(),
+        )
+        .await
+        .map_err(StartError::Load)?
+        .start();
+        let liveness = LivenessMonitor::start(
+            instances.clone(),
+            events.clone(),
+            LivenessSettings {
+                stale_after: config.stale_after,
+                interval: config.liveness_interval,
+            },
+        );
+        let domains = Domains {
+            state,
+            events,
+            instances,
+            metrics,
+            liveness,
+        };
 
         let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
             bind: config.bind.clone(),
@@ -126,6 +156,10 @@ impl Application {
         let limit = web::Data::new(BodyLimit(config.max_body_bytes));
         let state_addr = web::Data::new(domains.state.clone());
         let events_addr = web::Data::new(domains.events.clone());
+        let instances_addr = web::Data::new(domains.instances.clone());
+        let metrics_addr = web::Data::new(domains.metrics.clone());
+        let liveness_addr = web::Data::new(domains.liveness.clone());
+        let tax = web::Data::new(TokenTax::default());
         let subscribers = web::Data::new(SubscriberSettings {
             buffer: config.subscriber_buffer,
         });
@@ -137,7 +171,13 @@ impl Application {
                 .app_data(limit.clone())
                 .app_data(state_addr.clone())
                 .app_data(events_addr.clone())
+                .app_data(instances_addr.clone())
+                .app_data(metrics_addr.clone())
+                .app_data(liveness_addr.clone())
+                .app_data(tax.clone())
                 .app_data(subscribers.clone())
+                // The last `wrap` runs first: auth and size checks, then call counting.
+                .wrap(from_fn(crate::metrics::count_calls))
                 .wrap(from_fn(crate::http::gate))
                 .service(
                     web::resource("/health")
@@ -146,6 +186,9 @@ impl Application {
                 )
                 .configure(crate::state::routes)
                 .configure(crate::events::routes)
+                .configure(crate::instances::routes)
+                .configure(crate::liveness::routes)
+                .configure(crate::metrics::routes)
                 .default_service(web::to(crate::http::not_found))
         })
         .workers(workers())

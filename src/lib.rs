@@ -9,14 +9,20 @@
 //! (`koor serve`) and a REST client for every domain.
 //!
 //! Layout: `config` (settings), `db` (SQLite connection), `http` (auth, body limits,
-//! fallbacks, health), one folder per domain (`state`, `events`), `cli`.
+//! fallbacks, health), one folder per domain (`state`, `events`, `instances`, `liveness`, `metrics`),
+//! `batch` (group commit), `supervise` (panic-safe workers), `cli`.
 
 pub mod app;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod instances;
+pub mod liveness;
+pub mod metrics;
 pub mod state;
+pub mod supervise;
 pub mod time;

@@ -4,6 +4,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_create_state_versions;
 mod m20261121_000002_create_events;
+mod m20261121_000003_create_instances;
+mod m20261121_000004_create_agent_metrics;
 
 /// All of koor's migrations, oldest first.
 pub struct Migrator;
@@ -14,6 +16,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_create_state_versions::Migration),
             Box::new(m20261121_000002_create_events::Migration),
+            Box::new(m20261121_000003_create_instances::Migration),
+            Box::new(m20261121_000004_create_agent_metrics::Migration),
         ]
     }
 }

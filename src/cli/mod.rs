@@ -3,6 +3,7 @@
 
 mod client;
 mod events;
+mod instances;
 mod migrate;
 mod serve;
 mod settings;
@@ -38,14 +39,32 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Show or change the database schema version.
     Migrate(migrate::MigrateArgs),
-    /// Check that the server is up.
-    Status,
+    /// A short overview: health, instances by status, the latest events.
+    Status {
+        /// Print the overview as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Versioned key/value state.
     #[command(subcommand)]
     State(state::StateCmd),
     /// Publish and read events.
     #[command(subcommand)]
     Events(events::EventsCmd),
+    /// Register an agent instance (prints its id and token; keep the token).
+    Register(instances::RegisterArgs),
+    /// Mark an instance active.
+    Activate { id: String },
+    /// Tell the server an instance is alive.
+    Heartbeat { id: String },
+    /// The agent registry.
+    #[command(subcommand)]
+    Instances(instances::InstancesCmd),
+    /// Server metrics and the token tax; `agents` for per-agent counters.
+    Metrics {
+        #[command(subcommand)]
+        cmd: Option<instances::MetricsCmd>,
+    },
     /// Client settings in ./settings.json.
     #[command(subcommand)]
     Config(settings::ConfigCmd),
@@ -74,7 +93,16 @@ pub fn main() -> ExitCode {
             };
             system.block_on(async move {
                 match command {
-                    Command::Status => client.print(client.get("/health", &[]).await, false),
+                    Command::Status { json } => instances::status(&client, json).await,
+                    Command::Register(args) => instances::register(&client, args).await,
+                    Command::Activate { id } => {
+                        instances::post_action(&client, &id, "activate").await
+                    }
+                    Command::Heartbeat { id } => {
+                        instances::post_action(&client, &id, "heartbeat").await
+                    }
+                    Command::Instances(cmd) => instances::instances(&client, cmd).await,
+                    Command::Metrics { cmd } => instances::metrics(&client, cmd).await,
                     Command::State(cmd) => state::run(&client, cmd).await,
                     Command::Events(cmd) => events::run(&client, cmd).await,
                     Command::Serve(_) | Command::Migrate(_) | Command::Config(_) => {

@@ -8,7 +8,7 @@
 //! long-poll waiters are woken. History, resume and long-poll reads run as concurrent
 //! futures over the pool. Pruning runs every `prune_interval` and on `PruneEvents`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -22,9 +22,10 @@ use super::messages::*;
 use super::model::{Event, EventError, HistoryFilter};
 use super::pattern::TopicPattern;
 use super::repository::EventRepository;
+use crate::batch::WriteQueue;
 use crate::time::now_micros;
 
-type Reply = oneshot::Sender<Result<Arc<Event>, EventError>>;
+type Outcome = Result<Arc<Event>, EventError>;
 
 struct Subscriber {
     pattern: TopicPattern,
@@ -60,8 +61,7 @@ pub struct EventBus {
     /// the pruner raises it before deleting, and reads check it again after reading, so a
     /// read that raced a prune reports `Expired` instead of a silent gap.
     pruned_through: Arc<AtomicI64>,
-    queue: VecDeque<(Publish, Reply)>,
-    flushing: bool,
+    queue: WriteQueue<Publish, Outcome>,
     subscribers: HashMap<u64, Subscriber>,
     next_subscriber: u64,
     waiters: Vec<Waiter>,
@@ -88,8 +88,7 @@ impl EventBus {
             last_assigned: last_id,
             last_committed: last_id,
             pruned_through: Arc::new(AtomicI64::new(pruned_through)),
-            queue: VecDeque::new(),
-            flushing: false,
+            queue: WriteQueue::new(settings.batch_max),
             subscribers: HashMap::new(),
             next_subscriber: 1,
             waiters: Vec::new(),
@@ -97,47 +96,41 @@ impl EventBus {
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.queue.is_empty() {
+        let Some(mut batch) = self.queue.next_batch() else {
             return;
-        }
-        self.flushing = true;
-        let n = self.queue.len().min(self.settings.batch_max);
+        };
         let now = now_micros();
-        let mut events = Vec::with_capacity(n);
-        let mut replies = Vec::with_capacity(n);
-        for (p, reply) in self.queue.drain(..n) {
-            self.last_assigned += 1;
-            events.push(Event {
-                id: self.last_assigned,
-                topic: p.topic,
-                data: p.data,
-                source: p.source,
-                created_at: now,
-            });
-            replies.push(reply);
-        }
+        let events: Vec<Event> = std::mem::take(&mut batch.ops)
+            .into_iter()
+            .map(|p| {
+                self.last_assigned += 1;
+                Event {
+                    id: self.last_assigned,
+                    topic: p.topic,
+                    data: p.data,
+                    source: p.source,
+                    created_at: now,
+                }
+            })
+            .collect();
         let repo = self.repo.clone();
         let commit = async move {
             let result = repo.insert(&events).await;
             (events, result)
         };
         ctx.spawn(commit.into_actor(self).map(move |(events, result), act, ctx| {
-            act.flushing = false;
+            act.queue.done();
             match result {
                 Ok(()) => {
                     let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
-                    for (event, reply) in events.iter().zip(replies) {
-                        let _ = reply.send(Ok(event.clone()));
-                    }
+                    batch.answer(events.iter().cloned().map(Ok));
                     for event in &events {
                         act.fan_out(event);
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, events = replies.len(), "event batch failed to commit");
-                    for reply in replies {
-                        let _ = reply.send(Err(EventError::Storage(e.to_string())));
-                    }
+                    tracing::error!(error = %e, events = events.len(), "event batch failed to commit");
+                    batch.fail(Err(EventError::Storage(e.to_string())));
                 }
             }
             act.flush(ctx);
@@ -211,8 +204,7 @@ impl Handler<Publish> for EventBus {
     type Result = ResponseFuture<Result<Arc<Event>, EventError>>;
 
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.queue.push_back((msg, tx));
+        let rx = self.queue.push(msg);
         self.flush(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(EventError::Unavailable)) })
     }

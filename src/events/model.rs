@@ -61,7 +61,7 @@ pub struct HistoryFilter {
 }
 
 /// What went wrong in the events domain.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum EventError {
     #[error("{0}")]
     Invalid(String),

@@ -104,8 +104,7 @@ fn instant(name: &str, raw: Option<&str>) -> ApiResult<Option<i64>> {
 }
 
 fn parse_query(req: &HttpRequest) -> ApiResult<HistoryQuery> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+    crate::http::parse_query(req)
 }
 
 /// `after=ID`: a non-negative event id.

@@ -9,7 +9,7 @@ mod query;
 pub use body::{JsonBody, RawBody};
 pub use gate::{AuthToken, BodyLimit, gate};
 pub use health::{ServerInfo, health};
-pub use query::parse_limit;
+pub use query::{Query, parse_limit, parse_query};
 
 use actix_web::{HttpRequest, HttpResponse};
 

@@ -8,7 +8,7 @@
 //! transaction, multi-row INSERTs). Memory is updated and callers are answered only after
 //! the commit, so an acknowledged write is durable and visible to the next read.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -20,18 +20,17 @@ use super::diff::diff;
 use super::messages::*;
 use super::model::{StateEntry, StateError, StoredVersion, VersionMeta};
 use super::repository::{Applied, StateRepository, WriteDone, WriteOp};
+use crate::batch::{Batch, WriteQueue};
 use crate::events::{EventBus, Publish};
 use crate::time::now_micros;
 
-type Reply = oneshot::Sender<Result<WriteDone, StateError>>;
+type Outcome = Result<WriteDone, StateError>;
 
 /// The state domain actor.
 pub struct StateStore {
     repo: StateRepository,
     current: BTreeMap<String, Arc<StateEntry>>,
-    queue: VecDeque<(WriteOp, Reply)>,
-    flushing: bool,
-    batch_max: usize,
+    queue: WriteQueue<WriteOp, Outcome>,
     events: Addr<EventBus>,
 }
 
@@ -53,51 +52,39 @@ impl StateStore {
         Ok(Self {
             repo,
             current,
-            queue: VecDeque::new(),
-            flushing: false,
-            batch_max: batch_max.max(1),
+            queue: WriteQueue::new(batch_max),
             events,
         })
     }
 
-    fn enqueue(
-        &mut self,
-        op: WriteOp,
-        ctx: &mut Context<Self>,
-    ) -> oneshot::Receiver<Result<WriteDone, StateError>> {
-        let (tx, rx) = oneshot::channel();
-        self.queue.push_back((op, tx));
+    fn enqueue(&mut self, op: WriteOp, ctx: &mut Context<Self>) -> oneshot::Receiver<Outcome> {
+        let rx = self.queue.push(op);
         self.flush(ctx);
         rx
     }
 
     /// Starts committing the next batch unless one is already in flight.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.queue.is_empty() {
+        let Some(mut batch) = self.queue.next_batch() else {
             return;
-        }
-        self.flushing = true;
-        let n = self.queue.len().min(self.batch_max);
-        let mut ops = Vec::with_capacity(n);
-        let mut replies = Vec::with_capacity(n);
+        };
         let mut snapshot = HashMap::new();
-        for (op, reply) in self.queue.drain(..n) {
+        for op in &batch.ops {
             snapshot
                 .entry(op.key().to_string())
                 .or_insert_with(|| self.current.get(op.key()).cloned());
-            ops.push(op);
-            replies.push(reply);
         }
+        let ops = std::mem::take(&mut batch.ops);
         let repo = self.repo.clone();
         let now = now_micros();
         let commit = async move { repo.apply(ops, snapshot, now).await };
         ctx.spawn(commit.into_actor(self).map(move |outcome, act, ctx| {
-            act.flushing = false;
+            act.queue.done();
             match outcome {
-                Ok(applied) => act.finish(applied, replies),
+                Ok(applied) => act.finish(applied, batch),
                 Err(e) => {
-                    tracing::error!(error = %e, writes = replies.len(), "state batch failed to commit");
-                    for reply in replies {
+                    tracing::error!(error = %e, writes = batch.replies.len(), "state batch failed to commit");
+                    for reply in batch.replies {
                         let _ = reply.send(Err(StateError::Storage(e.to_string())));
                     }
                 }
@@ -107,7 +94,7 @@ impl StateStore {
     }
 
     /// After a commit: update memory first, then answer callers, then publish events.
-    fn finish(&mut self, applied: Applied, replies: Vec<Reply>) {
+    fn finish(&mut self, applied: Applied, batch: Batch<WriteOp, Outcome>) {
         for (key, entry) in applied.changed {
             match entry {
                 Some(e) => {
@@ -119,7 +106,7 @@ impl StateStore {
             }
         }
         let mut events = Vec::new();
-        for (result, reply) in applied.results.into_iter().zip(replies) {
+        for (result, reply) in applied.results.into_iter().zip(batch.replies) {
             if let Ok(done) = &result {
                 events.push(match done {
                     WriteDone::Stored(e) => Publish::system(
@@ -156,6 +143,14 @@ impl Handler<ListKeys> for StateStore {
 
     fn handle(&mut self, _: ListKeys, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.current.values().cloned().collect())
+    }
+}
+
+impl Handler<CountKeys> for StateStore {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountKeys, _: &mut Self::Context) -> usize {
+        self.current.len()
     }
 }
 
@@ -223,9 +218,7 @@ impl Handler<DiffVersions> for StateStore {
     }
 }
 
-async fn committed(
-    rx: oneshot::Receiver<Result<WriteDone, StateError>>,
-) -> Result<WriteDone, StateError> {
+async fn committed(rx: oneshot::Receiver<Outcome>) -> Outcome {
     rx.await.unwrap_or(Err(StateError::Unavailable))
 }
 

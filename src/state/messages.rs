@@ -13,6 +13,11 @@ use super::model::{Precondition, StateEntry, StateError, StoredVersion, VersionM
 #[rtype(result = "Vec<Arc<StateEntry>>")]
 pub struct ListKeys;
 
+/// How many keys exist (served from memory).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountKeys;
+
 /// The current value of `key` (served from memory).
 #[derive(Message)]
 #[rtype(result = "Option<Arc<StateEntry>>")]

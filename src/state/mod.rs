@@ -1,7 +1,7 @@
 //! Versioned key/value state (API §4).
 //!
 //! Owns: the `state_versions` table, through `StateStore` only.
-//! Messages in: `ListKeys`, `GetCurrent`, `GetHistory`, `GetVersion`, `DiffVersions`
+//! Messages in: `ListKeys`, `CountKeys`, `GetCurrent`, `GetHistory`, `GetVersion`, `DiffVersions`
 //! (reads) and `PutValue`, `DeleteKey`, `RollbackKey` (writes).
 //! Events out: `state.updated` and `state.deleted` (key, version, hash; never the value).
 //! Invariants: versions start at 1 and grow by one per write; current values are served

@@ -46,8 +46,7 @@ struct StateQuery {
 }
 
 fn query(req: &HttpRequest) -> ApiResult<StateQuery> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))
+    crate::http::parse_query(req)
 }
 
 fn key_of(req: &HttpRequest) -> ApiResult<String> {

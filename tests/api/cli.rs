@@ -171,7 +171,7 @@ async fn status_and_events_commands() {
     let cwd = app.dir.path();
     let status = koor(&app.address, cwd, &["status"], None).await;
     assert!(status.status.success());
-    assert!(stdout(&status).contains("\"ok\""));
+    assert!(stdout(&status).starts_with("koor ok at "), "{status:?}");
     let publ = koor(
         &app.address,
         cwd,
@@ -268,4 +268,74 @@ async fn bad_configuration_stops_start_up_with_one_line() {
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{not json").unwrap();
     refuses_to_start(&["--config", bad.to_str().unwrap()], &[], "bad.json").await;
+}
+
+#[actix_web::test]
+async fn instance_commands_and_the_status_overview() {
+    let app = TestApp::spawn().await;
+    let cwd = app.dir.path();
+    let run = |args: &'static [&'static str]| koor(&app.address, cwd, args, None);
+
+    let reg = run(&[
+        "register",
+        "cli-agent",
+        "--workspace",
+        "w",
+        "--capabilities",
+        "review, testing",
+    ])
+    .await;
+    assert!(reg.status.success(), "{reg:?}");
+    let reg: Value = serde_json::from_str(&stdout(&reg)).unwrap();
+    assert_eq!(
+        reg["capabilities"],
+        serde_json::json!(["review", "testing"])
+    );
+    assert!(reg["token"].is_string());
+    let id = reg["id"].as_str().unwrap().to_string();
+    let with_id = |cmd: &'static [&'static str]| {
+        let mut args: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        args.push(id.clone());
+        args
+    };
+    for cmd in [&["activate"][..], &["heartbeat"][..]] {
+        let args = with_id(cmd);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = koor(&app.address, cwd, &args, None).await;
+        assert!(out.status.success(), "{out:?}");
+    }
+    let listed = run(&["instances", "list", "--capability", "testing"]).await;
+    let listed: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["status"], "active");
+    assert!(listed[0].get("token").is_none());
+
+    let status = run(&["status"]).await;
+    let text = stdout(&status);
+    assert!(
+        text.contains("instances: 1 active, 0 pending, 0 stale"),
+        "{text}"
+    );
+    let status = run(&["status", "--json"]).await;
+    let o: Value = serde_json::from_str(&stdout(&status)).unwrap();
+    assert_eq!(o["status"], "ok");
+    assert_eq!(o["instances"]["active"], 1);
+
+    let metrics = run(&["metrics"]).await;
+    let m: Value = serde_json::from_str(&stdout(&metrics)).unwrap();
+    assert_eq!(m["instances"], 1);
+    let args = with_id(&["metrics", "agents"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let rows = koor(&app.address, cwd, &args, None).await;
+    let rows: Value = serde_json::from_str(&stdout(&rows)).unwrap();
+    assert_eq!(rows[0]["metric_name"], "heartbeats");
+
+    let args = with_id(&["instances", "delete"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(koor(&app.address, cwd, &args, None).await.status.success());
+    let args = with_id(&["instances", "get"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let gone = koor(&app.address, cwd, &args, None).await;
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("404"));
 }

@@ -101,6 +101,45 @@ impl TestApp {
         assert_json(resp, StatusCode::OK).await
     }
 
+    /// POST with a JSON body (or none) that must answer `status`; returns the JSON body.
+    pub async fn post(&self, path: &str, body: Option<Value>, status: StatusCode) -> Value {
+        let mut req = self.request(Method::POST, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        assert_json(req.send().await.unwrap(), status).await
+    }
+
+    /// GET that must succeed; returns the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        assert_json(self.get(path).await, StatusCode::OK).await
+    }
+
+    /// Registers an instance named `name` with extra fields from `extra` (an object).
+    pub async fn register(&self, name: &str, extra: Value) -> Value {
+        let mut body = serde_json::json!({"name": name});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        self.post("/api/instances/register", Some(body), StatusCode::OK)
+            .await
+    }
+
+    /// Registers and activates an instance; returns its id.
+    pub async fn active_instance(&self, name: &str) -> String {
+        let id = self.register(name, Value::Null).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.post(
+            &format!("/api/instances/{id}/activate"),
+            None,
+            StatusCode::OK,
+        )
+        .await;
+        id
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }

@@ -8,5 +8,8 @@ mod crash;
 mod events;
 mod helpers;
 mod http;
+mod instances;
+mod liveness;
+mod metrics;
 mod migrations;
 mod state;

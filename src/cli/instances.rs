@@ -1,0 +1,313 @@
+//! `koor register|activate|heartbeat`, `koor instances …`, `koor metrics …` and the
+//! `koor status` overview.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::client::{Client, Outcome, path_escape};
+
+/// `koor register NAME …`
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The agent's name (several instances may share one).
+    pub name: String,
+    #[arg(long)]
+    pub workspace: Option<String>,
+    #[arg(long)]
+    pub intent: Option<String>,
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// Comma-separated capabilities, e.g. "code-review,testing".
+    #[arg(long, value_name = "LIST")]
+    pub capabilities: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InstancesCmd {
+    /// List instances, most recently seen first.
+    List {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        workspace: Option<String>,
+        #[arg(long)]
+        stack: Option<String>,
+        #[arg(long)]
+        capability: Option<String>,
+    },
+    /// Show one instance.
+    Get { id: String },
+    /// List stale instances.
+    Stale,
+    /// Deregister an instance.
+    Delete { id: String },
+    /// Replace an instance's capabilities (comma-separated; empty clears them).
+    Capabilities { id: String, list: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCmd {
+    /// Per-agent counters in hourly buckets: all agents summed, or one agent's rows.
+    Agents {
+        /// One agent's rows.
+        id: Option<String>,
+        #[arg(long = "instance_id", alias = "instance-id", value_name = "ID")]
+        instance_id: Option<String>,
+        /// Period prefix: `2026-02-16` (a day) or `2026-02-16T14` (an hour).
+        #[arg(long)]
+        period: Option<String>,
+    },
+    /// Zero the token-tax counters.
+    Reset,
+}
+
+fn list_arg(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn query<const N: usize>(
+    pairs: [(&'static str, Option<String>); N],
+) -> Vec<(&'static str, String)> {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+}
+
+fn instance_path(id: &str, suffix: &str) -> String {
+    format!("/api/instances/{}{suffix}", path_escape(id))
+}
+
+/// `koor register`.
+pub async fn register(client: &Client, args: RegisterArgs) -> ExitCode {
+    let mut body = json!({"name": args.name});
+    for (key, value) in [
+        ("workspace", args.workspace),
+        ("intent", args.intent),
+        ("stack", args.stack),
+    ] {
+        if let Some(v) = value {
+            body[key] = json!(v);
+        }
+    }
+    if let Some(caps) = args.capabilities {
+        body["capabilities"] = json!(list_arg(&caps));
+    }
+    client.print(
+        client.post_json("/api/instances/register", &body).await,
+        false,
+    )
+}
+
+/// `koor activate ID` / `koor heartbeat ID`.
+pub async fn post_action(client: &Client, id: &str, action: &str) -> ExitCode {
+    let path = instance_path(id, &format!("/{action}"));
+    client.print(client.send(Method::POST, &path, &[], None).await, false)
+}
+
+/// `koor instances …`.
+pub async fn instances(client: &Client, cmd: InstancesCmd) -> ExitCode {
+    let outcome = match cmd {
+        InstancesCmd::List {
+            name,
+            workspace,
+            stack,
+            capability,
+        } => {
+            let q = query([
+                ("name", name),
+                ("workspace", workspace),
+                ("stack", stack),
+                ("capability", capability),
+            ]);
+            client.get("/api/instances", &q).await
+        }
+        InstancesCmd::Get { id } => client.get(&instance_path(&id, ""), &[]).await,
+        InstancesCmd::Stale => client.get("/api/instances/stale", &[]).await,
+        InstancesCmd::Delete { id } => {
+            client
+                .send(Method::DELETE, &instance_path(&id, ""), &[], None)
+                .await
+        }
+        InstancesCmd::Capabilities { id, list } => {
+            let body = json!({"capabilities": list_arg(&list)});
+            client
+                .post_json(&instance_path(&id, "/capabilities"), &body)
+                .await
+        }
+    };
+    client.print(outcome, false)
+}
+
+/// `koor metrics [agents [ID]|reset]`.
+pub async fn metrics(client: &Client, cmd: Option<MetricsCmd>) -> ExitCode {
+    let outcome = match cmd {
+        None => client.get("/api/metrics", &[]).await,
+        Some(MetricsCmd::Reset) => {
+            client
+                .send(Method::POST, "/api/metrics/reset", &[], None)
+                .await
+        }
+        Some(MetricsCmd::Agents {
+            id,
+            instance_id,
+            period,
+        }) => match id {
+            Some(id) => {
+                let path = format!("/api/metrics/agents/{}", path_escape(&id));
+                client.get(&path, &query([("period", period)])).await
+            }
+            None => {
+                let q = query([("instance_id", instance_id), ("period", period)]);
+                client.get("/api/metrics/agents", &q).await
+            }
+        },
+    };
+    client.print(outcome, false)
+}
+
+fn json_of(outcome: Outcome) -> Result<Value, String> {
+    let (status, _, body) = outcome?;
+    if !status.is_success() {
+        return Err(format!(
+            "HTTP {}: {}",
+            status.as_u16(),
+            String::from_utf8_lossy(&body).trim()
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("unexpected response: {e}"))
+}
+
+/// How many events `koor status` shows.
+const STATUS_EVENTS: usize = 5;
+
+/// The overview behind `koor status`: health, instances by status, the latest events.
+pub fn overview(health: &Value, instances: &Value, events: &Value) -> Value {
+    let mut by_status: BTreeMap<String, u64> = ["active", "pending", "stale"]
+        .into_iter()
+        .map(|s| (s.to_string(), 0))
+        .collect();
+    for inst in instances.as_array().into_iter().flatten() {
+        if let Some(s) = inst["status"].as_str() {
+            *by_status.entry(s.to_string()).or_default() += 1;
+        }
+    }
+    let latest: Vec<Value> = events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(STATUS_EVENTS)
+        .map(|e| json!({"id": e["id"], "topic": e["topic"], "source": e["source"], "created_at": e["created_at"]}))
+        .collect();
+    json!({
+        "status": health["status"],
+        "uptime": health["uptime"],
+        "instances": by_status,
+        "latest_events": latest,
+    })
+}
+
+/// The overview as a few lines of text.
+pub fn overview_text(server: &str, o: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    let mut out = format!(
+        "koor {} at {server}, up {}\n",
+        s(&o["status"]),
+        s(&o["uptime"])
+    );
+    let counts = &o["instances"];
+    let _ = writeln!(
+        out,
+        "instances: {} active, {} pending, {} stale",
+        counts["active"], counts["pending"], counts["stale"]
+    );
+    let events = o["latest_events"].as_array().cloned().unwrap_or_default();
+    if events.is_empty() {
+        out.push_str("no events yet\n");
+    } else {
+        out.push_str("latest events:\n");
+        for e in events {
+            let source = e["source"].as_str().filter(|x| !x.is_empty());
+            let _ = writeln!(
+                out,
+                "  #{} {} {}{}",
+                e["id"],
+                s(&e["created_at"]),
+                s(&e["topic"]),
+                source.map(|x| format!(" ({x})")).unwrap_or_default()
+            );
+        }
+    }
+    out
+}
+
+/// `koor status [--json]`: exit 0 when the server is healthy.
+pub async fn status(client: &Client, as_json: bool) -> ExitCode {
+    let health = match json_of(client.get("/health", &[]).await) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("koor: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let last = [("last", STATUS_EVENTS.to_string())];
+    let (instances, events) = tokio::join!(
+        client.get("/api/instances", &[]),
+        client.get("/api/events/history", &last)
+    );
+    let (instances, events) = match (json_of(instances), json_of(events)) {
+        (Ok(i), Ok(e)) => (i, e),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("koor: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let o = overview(&health, &instances, &events);
+    if as_json {
+        let text = if client.pretty {
+            serde_json::to_string_pretty(&o)
+        } else {
+            serde_json::to_string(&o)
+        };
+        println!("{}", text.unwrap_or_default());
+    } else {
+        print!("{}", overview_text(client.base(), &o));
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overview_counts_statuses_and_keeps_the_newest_events() {
+        let health = json!({"status": "ok", "uptime": "1m2s"});
+        let instances = json!([{"status": "active"}, {"status": "active"}, {"status": "stale"}]);
+        let events: Vec<Value> = (0..8)
+            .rev()
+            .map(|i| json!({"id": i, "topic": "t", "source": "", "created_at": "z", "data": {"big": 1}}))
+            .collect();
+        let o = overview(&health, &instances, &json!(events));
+        assert_eq!(
+            o["instances"],
+            json!({"active": 2, "pending": 0, "stale": 1})
+        );
+        assert_eq!(o["latest_events"].as_array().unwrap().len(), STATUS_EVENTS);
+        assert_eq!(o["latest_events"][0]["id"], 7);
+        assert!(o["latest_events"][0].get("data").is_none());
+        let text = overview_text("http://h", &o);
+        assert!(text.starts_with("koor ok at http://h, up 1m2s\n"), "{text}");
+        assert!(text.contains("instances: 2 active, 0 pending, 1 stale"));
+        assert_eq!(text.lines().count(), 3 + STATUS_EVENTS);
+    }
+}

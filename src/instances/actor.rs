@@ -1,0 +1,524 @@
+//! `InstanceRegistry`: the single owner and single writer of the instances table.
+//!
+//! Concurrency: reads (`GetInstance`, `ListInstances`, `Identify`, `CountInstances`) are
+//! answered from memory inside the actor. Writes (register, heartbeat, activate,
+//! capabilities, intent, deregister, `MarkStale`) join a [`WriteQueue`]: each batch is
+//! applied in order to a copy of the instances it touches, the final rows are committed
+//! in one transaction, and only then is memory updated and every caller answered. So an
+//! acknowledged write is durable, and a stale sweep and a heartbeat never race: they are
+//! ordered in the queue. Events (`agent.active`) are published after the commit;
+//! heartbeats are counted in the agent metrics before the heartbeat is answered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::messages::*;
+use super::model::{Instance, InstanceError, Status, StatusCounts, token_digest};
+use super::repository::InstanceRepository;
+use crate::batch::{Batch, WriteQueue};
+use crate::events::{EventBus, Publish};
+use crate::metrics::{AgentMetrics, RecordMetrics};
+use crate::time::now_micros;
+
+/// A queued write.
+#[derive(Debug)]
+enum Op {
+    Register(Box<Instance>),
+    Heartbeat(String),
+    Activate(String),
+    Capabilities(String, Vec<String>),
+    Intent(String, String),
+    Deregister(String),
+    MarkStale(i64),
+}
+
+impl Op {
+    fn id(&self) -> Option<&str> {
+        match self {
+            Op::Register(i) => Some(&i.id),
+            Op::Heartbeat(id)
+            | Op::Activate(id)
+            | Op::Capabilities(id, _)
+            | Op::Intent(id, _)
+            | Op::Deregister(id) => Some(id),
+            Op::MarkStale(_) => None,
+        }
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone)]
+enum Done {
+    One(Arc<Instance>),
+    Many(Vec<Arc<Instance>>),
+}
+
+type Outcome = Result<Done, InstanceError>;
+
+/// The result of applying a batch to memory (before it is committed).
+struct Applied {
+    results: Vec<Outcome>,
+    /// Final state of every touched instance (`None` = deleted), in first-touch order.
+    changed: Vec<(String, Option<Arc<Instance>>)>,
+    /// Instances a heartbeat brought back from `stale`.
+    revived: Vec<Arc<Instance>>,
+}
+
+/// Applies `ops` in order on top of `current` at time `now`, without touching `current`.
+fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Applied {
+    let mut overlay: HashMap<String, Option<Arc<Instance>>> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut results = Vec::with_capacity(ops.len());
+    let mut revived = Vec::new();
+
+    let lookup = |overlay: &HashMap<String, Option<Arc<Instance>>>, id: &str| match overlay.get(id)
+    {
+        Some(v) => v.clone(),
+        None => current.get(id).cloned(),
+    };
+    let mut set = |overlay: &mut HashMap<String, Option<Arc<Instance>>>,
+                   id: &str,
+                   v: Option<Arc<Instance>>| {
+        if overlay.insert(id.to_string(), v).is_none() {
+            order.push(id.to_string());
+        }
+    };
+
+    for op in ops {
+        if let Op::MarkStale(seen_before) = op {
+            let mut moved = Vec::new();
+            let mut candidates: Vec<Arc<Instance>> = current
+                .keys()
+                .chain(overlay.keys())
+                .filter_map(|id| lookup(&overlay, id))
+                .filter(|i| i.status == Status::Active && i.last_seen < *seen_before)
+                .collect();
+            candidates.sort_by(|a, b| a.id.cmp(&b.id));
+            candidates.dedup_by(|a, b| a.id == b.id);
+            for inst in candidates {
+                let mut next = (*inst).clone();
+                next.status = Status::Stale;
+                let next = Arc::new(next);
+                set(&mut overlay, &next.id, Some(next.clone()));
+                moved.push(next);
+            }
+            results.push(Ok(Done::Many(moved)));
+            continue;
+        }
+        let Some(id) = op.id() else { continue };
+        if let Op::Register(inst) = op {
+            let inst = Arc::new((**inst).clone());
+            set(&mut overlay, id, Some(inst.clone()));
+            results.push(Ok(Done::One(inst)));
+            continue;
+        }
+        let Some(cur) = lookup(&overlay, id) else {
+            results.push(Err(InstanceError::NotFound(id.to_string())));
+            continue;
+        };
+        if let Op::Deregister(_) = op {
+            set(&mut overlay, id, None);
+            results.push(Ok(Done::One(cur)));
+            continue;
+        }
+        let mut next = (*cur).clone();
+        next.last_seen = now.max(cur.last_seen);
+        match op {
+            Op::Heartbeat(_) => {
+                if cur.status == Status::Stale {
+                    next.status = Status::Active;
+                }
+            }
+            Op::Activate(_) => next.status = Status::Active,
+            Op::Capabilities(_, caps) => next.capabilities = caps.clone(),
+            Op::Intent(_, intent) => next.intent = intent.clone(),
+            Op::Register(_) | Op::Deregister(_) | Op::MarkStale(_) => {}
+        }
+        let next = Arc::new(next);
+        if matches!(op, Op::Heartbeat(_)) && cur.status == Status::Stale {
+            revived.push(next.clone());
+        }
+        set(&mut overlay, id, Some(next.clone()));
+        results.push(Ok(Done::One(next)));
+    }
+    let changed = order
+        .into_iter()
+        .map(|id| {
+            let v = overlay.get(&id).cloned().flatten();
+            (id, v)
+        })
+        .collect();
+    Applied {
+        results,
+        changed,
+        revived,
+    }
+}
+
+/// The instances domain actor.
+pub struct InstanceRegistry {
+    repo: InstanceRepository,
+    current: HashMap<String, Arc<Instance>>,
+    /// Token digest -> instance id.
+    by_token: HashMap<String, String>,
+    queue: WriteQueue<Op, Outcome>,
+    events: Addr<EventBus>,
+    metrics: Addr<AgentMetrics>,
+}
+
+impl InstanceRegistry {
+    /// Loads every instance and returns the actor, not yet started. `batch_max` bounds
+    /// how many writes share one transaction.
+    pub async fn load(
+        db: DatabaseConnection,
+        batch_max: usize,
+        events: Addr<EventBus>,
+        metrics: Addr<AgentMetrics>,
+    ) -> Result<Self, sea_orm::DbErr> {
+        let repo = InstanceRepository::new(db);
+        let mut current = HashMap::new();
+        let mut by_token = HashMap::new();
+        for inst in repo.load_all().await? {
+            by_token.insert(inst.token_hash.clone(), inst.id.clone());
+            current.insert(inst.id.clone(), Arc::new(inst));
+        }
+        Ok(Self {
+            repo,
+            current,
+            by_token,
+            queue: WriteQueue::new(batch_max),
+            events,
+            metrics,
+        })
+    }
+
+    fn enqueue(&mut self, op: Op, ctx: &mut Context<Self>) -> oneshot::Receiver<Outcome> {
+        let rx = self.queue.push(op);
+        self.flush(ctx);
+        rx
+    }
+
+    /// Starts committing the next batch unless one is already in flight.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let Some(batch) = self.queue.next_batch() else {
+            return;
+        };
+        let applied = apply(&self.current, &batch.ops, now_micros());
+        let repo = self.repo.clone();
+        let changed = applied.changed.clone();
+        let commit = async move { repo.persist(&changed).await };
+        ctx.spawn(commit.into_actor(self).map(move |result, act, ctx| {
+            act.queue.done();
+            match result {
+                Ok(()) => act.finish(applied, batch),
+                Err(e) => {
+                    tracing::error!(error = %e, writes = batch.ops.len(), "instance batch failed to commit");
+                    batch.fail(Err(InstanceError::Storage(e.to_string())));
+                }
+            }
+            act.flush(ctx);
+        }));
+    }
+
+    /// After a commit: update memory, answer callers, publish `agent.active`.
+    fn finish(&mut self, applied: Applied, batch: Batch<Op, Outcome>) {
+        for (id, inst) in applied.changed {
+            match inst {
+                Some(inst) => {
+                    self.by_token.insert(inst.token_hash.clone(), id.clone());
+                    self.current.insert(id, inst);
+                }
+                None => {
+                    if let Some(old) = self.current.remove(&id) {
+                        self.by_token.remove(&old.token_hash);
+                    }
+                }
+            }
+        }
+        batch.answer(applied.results);
+        for inst in applied.revived {
+            self.events.do_send(Publish::system(
+                "agent.active",
+                "instances",
+                json!({
+                    "instance_id": inst.id,
+                    "name": inst.name,
+                    "workspace": inst.workspace,
+                    "stack": inst.stack,
+                    "last_seen": crate::time::format_micros(inst.last_seen),
+                }),
+            ));
+        }
+    }
+}
+
+impl Actor for InstanceRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+    }
+}
+
+async fn one(rx: oneshot::Receiver<Outcome>) -> Result<Arc<Instance>, InstanceError> {
+    match rx.await.unwrap_or(Err(InstanceError::Unavailable))? {
+        Done::One(i) => Ok(i),
+        Done::Many(_) => Err(InstanceError::Storage("unexpected batch result".into())),
+    }
+}
+
+impl Handler<RegisterInstance> for InstanceRegistry {
+    type Result = ResponseFuture<Result<Registered, InstanceError>>;
+
+    fn handle(&mut self, msg: RegisterInstance, ctx: &mut Self::Context) -> Self::Result {
+        let now = now_micros();
+        let token = uuid::Uuid::new_v4().to_string();
+        let instance = Instance {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: msg.name,
+            workspace: msg.workspace,
+            intent: msg.intent,
+            stack: msg.stack,
+            capabilities: msg.capabilities,
+            status: Status::Pending,
+            token_hash: token_digest(&token),
+            registered_at: now,
+            last_seen: now,
+        };
+        let rx = self.enqueue(Op::Register(Box::new(instance)), ctx);
+        Box::pin(async move {
+            let instance = one(rx).await?;
+            Ok(Registered { instance, token })
+        })
+    }
+}
+
+impl Handler<GetInstance> for InstanceRegistry {
+    type Result = Result<Arc<Instance>, InstanceError>;
+
+    fn handle(&mut self, msg: GetInstance, _: &mut Self::Context) -> Self::Result {
+        self.current
+            .get(&msg.id)
+            .cloned()
+            .ok_or(InstanceError::NotFound(msg.id))
+    }
+}
+
+impl Handler<ListInstances> for InstanceRegistry {
+    type Result = MessageResult<ListInstances>;
+
+    fn handle(&mut self, msg: ListInstances, _: &mut Self::Context) -> Self::Result {
+        let mut items: Vec<Arc<Instance>> = self
+            .current
+            .values()
+            .filter(|i| i.matches(&msg.filter))
+            .cloned()
+            .collect();
+        items.sort_by(|a, b| {
+            b.last_seen
+                .cmp(&a.last_seen)
+                .then_with(|| b.registered_at.cmp(&a.registered_at))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        MessageResult(items)
+    }
+}
+
+impl Handler<Heartbeat> for InstanceRegistry {
+    type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
+
+    fn handle(&mut self, msg: Heartbeat, ctx: &mut Self::Context) -> Self::Result {
+        let rx = self.enqueue(Op::Heartbeat(msg.id), ctx);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let inst = one(rx).await?;
+            // Counted before the heartbeat is answered, so an acknowledged heartbeat is
+            // also in the agent metrics; a metrics failure is logged, not returned.
+            let counted = metrics
+                .send(RecordMetrics::one(&inst.id, "heartbeats", 1))
+                .await;
+            if !matches!(counted, Ok(Ok(()))) {
+                tracing::warn!(instance = %inst.id, "heartbeat not counted in agent metrics");
+            }
+            Ok(inst)
+        })
+    }
+}
+
+impl Handler<Activate> for InstanceRegistry {
+    type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
+
+    fn handle(&mut self, msg: Activate, ctx: &mut Self::Context) -> Self::Result {
+        Box::pin(one(self.enqueue(Op::Activate(msg.id), ctx)))
+    }
+}
+
+impl Handler<SetCapabilities> for InstanceRegistry {
+    type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
+
+    fn handle(&mut self, msg: SetCapabilities, ctx: &mut Self::Context) -> Self::Result {
+        Box::pin(one(
+            self.enqueue(Op::Capabilities(msg.id, msg.capabilities), ctx)
+        ))
+    }
+}
+
+impl Handler<SetIntent> for InstanceRegistry {
+    type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
+
+    fn handle(&mut self, msg: SetIntent, ctx: &mut Self::Context) -> Self::Result {
+        Box::pin(one(self.enqueue(Op::Intent(msg.id, msg.intent), ctx)))
+    }
+}
+
+impl Handler<Deregister> for InstanceRegistry {
+    type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
+
+    fn handle(&mut self, msg: Deregister, ctx: &mut Self::Context) -> Self::Result {
+        Box::pin(one(self.enqueue(Op::Deregister(msg.id), ctx)))
+    }
+}
+
+impl Handler<MarkStale> for InstanceRegistry {
+    type Result = ResponseFuture<Result<Vec<Arc<Instance>>, InstanceError>>;
+
+    fn handle(&mut self, msg: MarkStale, ctx: &mut Self::Context) -> Self::Result {
+        let rx = self.enqueue(Op::MarkStale(msg.seen_before), ctx);
+        Box::pin(async move {
+            match rx.await.unwrap_or(Err(InstanceError::Unavailable))? {
+                Done::Many(v) => Ok(v),
+                Done::One(i) => Ok(vec![i]),
+            }
+        })
+    }
+}
+
+impl Handler<Identify> for InstanceRegistry {
+    type Result = Option<String>;
+
+    fn handle(&mut self, msg: Identify, _: &mut Self::Context) -> Self::Result {
+        if let Some(token) = msg.token.filter(|t| !t.is_empty()) {
+            return self.by_token.get(&token_digest(&token)).cloned();
+        }
+        msg.id.filter(|id| self.current.contains_key(id))
+    }
+}
+
+impl Handler<CountInstances> for InstanceRegistry {
+    type Result = StatusCounts;
+
+    fn handle(&mut self, _: CountInstances, _: &mut Self::Context) -> StatusCounts {
+        let mut counts = StatusCounts::default();
+        for i in self.current.values() {
+            match i.status {
+                Status::Pending => counts.pending += 1,
+                Status::Active => counts.active += 1,
+                Status::Stale => counts.stale += 1,
+            }
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(id: &str, status: Status, last_seen: i64) -> Instance {
+        Instance {
+            id: id.into(),
+            name: id.into(),
+            workspace: String::new(),
+            intent: String::new(),
+            stack: String::new(),
+            capabilities: vec![],
+            status,
+            token_hash: format!("t-{id}"),
+            registered_at: 0,
+            last_seen,
+        }
+    }
+
+    fn states(applied: &Applied) -> Vec<String> {
+        applied
+            .results
+            .iter()
+            .map(|r| match r {
+                Ok(Done::One(i)) => format!("{}:{}@{}", i.id, i.status.as_str(), i.last_seen),
+                Ok(Done::Many(v)) => format!(
+                    "stale[{}]",
+                    v.iter()
+                        .map(|i| i.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+                Err(e) => format!("err {e}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn transitions_follow_the_table() {
+        let current: HashMap<String, Arc<Instance>> = [
+            inst("p", Status::Pending, 1),
+            inst("a", Status::Active, 1),
+            inst("s", Status::Stale, 1),
+            inst("fresh", Status::Active, 50),
+        ]
+        .into_iter()
+        .map(|i| (i.id.clone(), Arc::new(i)))
+        .collect();
+        let ops = vec![
+            Op::MarkStale(10),
+            Op::Heartbeat("p".into()),
+            Op::Heartbeat("s".into()),
+            Op::MarkStale(10),
+            Op::Activate("p".into()),
+            Op::Deregister("fresh".into()),
+            Op::Deregister("fresh".into()),
+            Op::Heartbeat("a".into()),
+        ];
+        let applied = apply(&current, &ops, 100);
+        assert_eq!(
+            states(&applied),
+            [
+                "stale[a]",
+                "p:pending@100",
+                "s:active@100",
+                "stale[]",
+                "p:active@100",
+                "fresh:active@50",
+                "err instance not found: fresh",
+                "a:active@100",
+            ]
+        );
+        assert_eq!(
+            applied
+                .revived
+                .iter()
+                .map(|i| i.id.as_str())
+                .collect::<Vec<_>>(),
+            ["s", "a"]
+        );
+        let changed: HashMap<_, _> = applied.changed.into_iter().collect();
+        assert!(changed["fresh"].is_none());
+        assert_eq!(changed["a"].as_ref().unwrap().status, Status::Active);
+        assert_eq!(current["a"].status, Status::Active, "memory is untouched");
+    }
+
+    #[test]
+    fn pending_instances_never_go_stale() {
+        let current: HashMap<String, Arc<Instance>> = [inst("p", Status::Pending, 0)]
+            .into_iter()
+            .map(|i| (i.id.clone(), Arc::new(i)))
+            .collect();
+        let applied = apply(&current, &[Op::MarkStale(i64::MAX)], 1);
+        assert_eq!(states(&applied), ["stale[]"]);
+        assert!(applied.changed.is_empty());
+    }
+}

@@ -1,0 +1,119 @@
+//! Messages of the instances domain: its whole API.
+
+use std::sync::Arc;
+
+use actix::Message;
+
+use super::model::{Instance, InstanceError, InstanceFilter, StatusCounts};
+
+/// Registers a new instance (status `pending`); answered with it and its token.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Registered, InstanceError>")]
+pub struct RegisterInstance {
+    pub name: String,
+    pub workspace: String,
+    pub intent: String,
+    pub stack: String,
+    pub capabilities: Vec<String>,
+}
+
+impl RegisterInstance {
+    /// A registration; the name must not be blank.
+    pub fn new(
+        name: String,
+        workspace: Option<String>,
+        intent: Option<String>,
+        stack: Option<String>,
+        capabilities: Option<Vec<String>>,
+    ) -> Result<Self, InstanceError> {
+        if name.trim().is_empty() {
+            return Err(InstanceError::Invalid("name is required".into()));
+        }
+        Ok(Self {
+            name,
+            workspace: workspace.unwrap_or_default(),
+            intent: intent.unwrap_or_default(),
+            stack: stack.unwrap_or_default(),
+            capabilities: capabilities.unwrap_or_default(),
+        })
+    }
+}
+
+/// The answer to [`RegisterInstance`]: the only place the plain token ever appears.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub instance: Arc<Instance>,
+    pub token: String,
+}
+
+/// One instance by id.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Instance>, InstanceError>")]
+pub struct GetInstance {
+    pub id: String,
+}
+
+/// Instances passing `filter`, `last_seen` newest first.
+#[derive(Message, Default)]
+#[rtype(result = "Vec<Arc<Instance>>")]
+pub struct ListInstances {
+    pub filter: InstanceFilter,
+}
+
+/// Refreshes `last_seen`; a stale instance becomes active again (`agent.active`).
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Instance>, InstanceError>")]
+pub struct Heartbeat {
+    pub id: String,
+}
+
+/// Marks an instance active (from any status) and refreshes `last_seen`.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Instance>, InstanceError>")]
+pub struct Activate {
+    pub id: String,
+}
+
+/// Replaces an instance's capabilities and refreshes `last_seen`.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Instance>, InstanceError>")]
+pub struct SetCapabilities {
+    pub id: String,
+    pub capabilities: Vec<String>,
+}
+
+/// Replaces an instance's intent and refreshes `last_seen` (MCP `set_intent`).
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Instance>, InstanceError>")]
+pub struct SetIntent {
+    pub id: String,
+    pub intent: String,
+}
+
+/// Removes an instance; answered with what it was.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Instance>, InstanceError>")]
+pub struct Deregister {
+    pub id: String,
+}
+
+/// Moves every `active` instance last seen before `seen_before` (unix microseconds) to
+/// `stale`; answered with exactly the instances this call moved.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Arc<Instance>>, InstanceError>")]
+pub struct MarkStale {
+    pub seen_before: i64,
+}
+
+/// The id of the registered instance a request names, by id or by token.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct Identify {
+    pub id: Option<String>,
+    pub token: Option<String>,
+}
+
+/// How many instances are in each status.
+#[derive(Message)]
+#[rtype(result = "StatusCounts")]
+pub struct CountInstances;

@@ -1,0 +1,172 @@
+//! REST adapter of the instances domain (API §7).
+
+use actix::Addr;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::actor::InstanceRegistry;
+use super::messages::*;
+use super::model::{Instance, InstanceFilter, Status};
+use crate::error::ApiResult;
+use crate::http::{JsonBody, Query, method_not_allowed};
+
+/// Registers the instance routes (`/stale` before `/{id}`).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/api/instances/register")
+            .route(web::post().to(register))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/api/instances")
+            .route(web::get().to(list))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/api/instances/stale")
+            .route(web::get().to(stale))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/api/instances/{id}")
+            .route(web::get().to(get))
+            .route(web::delete().to(deregister))
+            .default_service(web::to(method_not_allowed("GET, DELETE"))),
+    )
+    .service(
+        web::resource("/api/instances/{id}/heartbeat")
+            .route(web::post().to(heartbeat))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/api/instances/{id}/activate")
+            .route(web::post().to(activate))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/api/instances/{id}/capabilities")
+            .route(web::post().to(capabilities))
+            .default_service(web::to(method_not_allowed("POST"))),
+    );
+}
+
+type Registry = web::Data<Addr<InstanceRegistry>>;
+
+/// Body of `POST /api/instances/register`.
+#[derive(Debug, Deserialize)]
+struct RegisterIn {
+    name: Option<String>,
+    workspace: Option<String>,
+    intent: Option<String>,
+    stack: Option<String>,
+    capabilities: Option<Vec<String>>,
+}
+
+/// Filters of `GET /api/instances` (unknown parameters are ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ListQuery {
+    name: Option<String>,
+    workspace: Option<String>,
+    stack: Option<String>,
+    capability: Option<String>,
+}
+
+/// Body of `POST /api/instances/{id}/capabilities`; a missing or null list clears it.
+#[derive(Debug, Deserialize)]
+struct CapabilitiesIn {
+    capabilities: Option<Vec<String>>,
+}
+
+fn listing(items: &[std::sync::Arc<Instance>]) -> HttpResponse {
+    let out: Vec<_> = items.iter().map(|i| i.out()).collect();
+    HttpResponse::Ok().json(out)
+}
+
+async fn register(
+    registry: Registry,
+    JsonBody(body): JsonBody<RegisterIn>,
+) -> ApiResult<HttpResponse> {
+    let msg = RegisterInstance::new(
+        body.name.unwrap_or_default(),
+        body.workspace,
+        body.intent,
+        body.stack,
+        body.capabilities,
+    )?;
+    let done = registry.send(msg).await??;
+    let mut out = done.instance.out();
+    out.token = Some(&done.token);
+    Ok(HttpResponse::Ok().json(out))
+}
+
+async fn list(registry: Registry, q: Query<ListQuery>) -> ApiResult<HttpResponse> {
+    let q = q.into_inner();
+    let filter = InstanceFilter {
+        name: q.name,
+        workspace: q.workspace,
+        stack: q.stack,
+        capability: q.capability,
+        status: None,
+    };
+    Ok(listing(&registry.send(ListInstances { filter }).await?))
+}
+
+async fn stale(registry: Registry) -> ApiResult<HttpResponse> {
+    let filter = InstanceFilter {
+        status: Some(Status::Stale),
+        ..Default::default()
+    };
+    Ok(listing(&registry.send(ListInstances { filter }).await?))
+}
+
+async fn get(registry: Registry, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let inst = registry
+        .send(GetInstance {
+            id: id.into_inner(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(inst.out()))
+}
+
+async fn deregister(registry: Registry, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let gone = registry
+        .send(Deregister {
+            id: id.into_inner(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({"deleted": gone.id})))
+}
+
+async fn heartbeat(registry: Registry, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let inst = registry
+        .send(Heartbeat {
+            id: id.into_inner(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({"id": inst.id, "status": "ok"})))
+}
+
+async fn activate(registry: Registry, id: web::Path<String>) -> ApiResult<HttpResponse> {
+    let inst = registry
+        .send(Activate {
+            id: id.into_inner(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({"id": inst.id, "status": inst.status.as_str()})))
+}
+
+async fn capabilities(
+    registry: Registry,
+    id: web::Path<String>,
+    JsonBody(body): JsonBody<CapabilitiesIn>,
+) -> ApiResult<HttpResponse> {
+    let inst = registry
+        .send(SetCapabilities {
+            id: id.into_inner(),
+            capabilities: body.capabilities.unwrap_or_default(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({"id": inst.id, "capabilities": inst.capabilities})))
+}

@@ -1,0 +1,186 @@
+//! `LivenessMonitor`: a supervised worker; one sweep at a time (`AtomicResponse`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::json;
+
+use crate::error::{DomainError, ErrorKind};
+use crate::events::{EventBus, Publish};
+use crate::instances::{Instance, InstanceError, InstanceRegistry, MarkStale};
+use crate::supervise::{WorkerFailed, guarded};
+use crate::time::{format_micros, now_micros};
+
+/// The worker's name in logs and errors; also the `source` of `agent.stale` events.
+const WORKER: &str = "liveness-monitor";
+
+/// Timing of the monitor.
+#[derive(Clone, Copy, Debug)]
+pub struct LivenessSettings {
+    /// An active instance silent for longer than this becomes stale.
+    pub stale_after: Duration,
+    /// Period of the background sweep; `None` disables it (forced sweeps still work).
+    pub interval: Option<Duration>,
+}
+
+/// Runs one sweep now; answered with the instances it moved to `stale`.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Arc<Instance>>, SweepError>")]
+pub struct RunOnce;
+
+/// Test hook: the next sweep panics (to prove the supervisor restarts the worker).
+#[doc(hidden)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectFault;
+
+/// How often the monitor has swept and restarted.
+#[derive(Message)]
+#[rtype(result = "MonitorStats")]
+pub struct GetMonitorStats;
+
+/// The answer to [`GetMonitorStats`].
+#[derive(Clone, Copy, Debug, Default, MessageResponse, PartialEq, Eq)]
+pub struct MonitorStats {
+    /// Sweeps that completed.
+    pub sweeps: u64,
+    /// Restarts after a failed sweep.
+    pub restarts: u64,
+}
+
+/// Why a sweep failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Failed(#[from] WorkerFailed),
+    #[error(transparent)]
+    Registry(#[from] InstanceError),
+    #[error("the instance registry is not running")]
+    Unavailable,
+}
+
+impl DomainError for SweepError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SweepError::Failed(e) => e.kind(),
+            SweepError::Registry(e) => e.kind(),
+            SweepError::Unavailable => ErrorKind::Unavailable,
+        }
+    }
+}
+
+/// The liveness worker.
+pub struct LivenessMonitor {
+    registry: Addr<InstanceRegistry>,
+    events: Addr<EventBus>,
+    settings: LivenessSettings,
+    stats: MonitorStats,
+    fault_armed: bool,
+}
+
+impl LivenessMonitor {
+    /// Starts the monitor under a supervisor.
+    pub fn start(
+        registry: Addr<InstanceRegistry>,
+        events: Addr<EventBus>,
+        settings: LivenessSettings,
+    ) -> Addr<LivenessMonitor> {
+        Supervisor::start(move |_| LivenessMonitor {
+            registry,
+            events,
+            settings,
+            stats: MonitorStats::default(),
+            fault_armed: false,
+        })
+    }
+}
+
+impl Actor for LivenessMonitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Also runs after every restart: the context's timers are reset by a restart.
+        if let Some(period) = self.settings.interval {
+            ctx.run_interval(period, |_, ctx| ctx.notify(RunOnce));
+        }
+    }
+}
+
+impl Supervised for LivenessMonitor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.stats.restarts += 1;
+        tracing::warn!(
+            worker = WORKER,
+            restarts = self.stats.restarts,
+            "worker restarted"
+        );
+    }
+}
+
+impl Handler<RunOnce> for LivenessMonitor {
+    type Result = AtomicResponse<Self, Result<Vec<Arc<Instance>>, SweepError>>;
+
+    fn handle(&mut self, _: RunOnce, _: &mut Self::Context) -> Self::Result {
+        let registry = self.registry.clone();
+        let events = self.events.clone();
+        let stale_after = i64::try_from(self.settings.stale_after.as_micros()).unwrap_or(i64::MAX);
+        let fault = std::mem::take(&mut self.fault_armed);
+        let step = guarded(WORKER, move || async move {
+            if fault {
+                panic!("injected fault");
+            }
+            let seen_before = now_micros().saturating_sub(stale_after);
+            let moved = registry
+                .send(MarkStale { seen_before })
+                .await
+                .map_err(|_| SweepError::Unavailable)??;
+            let publishes = moved.iter().map(|inst| {
+                events.send(Publish::system(
+                    "agent.stale",
+                    WORKER,
+                    json!({
+                        "instance_id": inst.id,
+                        "name": inst.name,
+                        "workspace": inst.workspace,
+                        "stack": inst.stack,
+                        "last_seen": format_micros(inst.last_seen),
+                    }),
+                ))
+            });
+            for (inst, sent) in moved
+                .iter()
+                .zip(futures_util::future::join_all(publishes).await)
+            {
+                if !matches!(sent, Ok(Ok(_))) {
+                    tracing::error!(instance = %inst.id, "agent.stale event could not be published");
+                }
+            }
+            if !moved.is_empty() {
+                tracing::info!(count = moved.len(), "instances marked stale");
+            }
+            Ok::<_, SweepError>(moved)
+        });
+        AtomicResponse::new(Box::pin(step.map(|outcome, act: &mut Self, _| {
+            let moved = outcome??;
+            act.stats.sweeps += 1;
+            Ok(moved)
+        })))
+    }
+}
+
+impl Handler<InjectFault> for LivenessMonitor {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
+        self.fault_armed = true;
+    }
+}
+
+impl Handler<GetMonitorStats> for LivenessMonitor {
+    type Result = MonitorStats;
+
+    fn handle(&mut self, _: GetMonitorStats, _: &mut Self::Context) -> MonitorStats {
+        self.stats
+    }
+}
