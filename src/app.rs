@@ -10,13 +10,18 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use sea_orm::DatabaseConnection;
 
+use crate::compliance::{ComplianceDeps, ComplianceMonitor};
 use crate::config::Config;
+use crate::contracts::ContractClient;
 use crate::events::{BusSettings, EventBus, SubscriberSettings};
 use crate::http::{AuthToken, BodyLimit, ServerInfo};
 use crate::instances::InstanceRegistry;
 use crate::liveness::{LivenessMonitor, LivenessSettings};
 use crate::metrics::{AgentMetrics, TokenTax};
+use crate::rules::RuleBook;
+use crate::specs::{SchemaCache, SpecRegistry};
 use crate::state::StateStore;
+use crate::templates::TemplateLibrary;
 
 /// Mailbox size of the domain actors. Senders using `send` wait when it is full
 /// (backpressure); it is large so that bursts from many HTTP workers rarely wait.
@@ -50,10 +55,14 @@ pub enum StartError {
 #[derive(Clone)]
 pub struct Domains {
     pub state: Addr<StateStore>,
+    pub specs: Addr<SpecRegistry>,
+    pub rules: Addr<RuleBook>,
     pub events: Addr<EventBus>,
     pub instances: Addr<InstanceRegistry>,
     pub metrics: Addr<AgentMetrics>,
     pub liveness: Addr<LivenessMonitor>,
+    pub compliance: Addr<ComplianceMonitor>,
+    pub templates: Addr<TemplateLibrary>,
 }
 
 /// A built, bound, not yet running server.
@@ -109,6 +118,14 @@ impl Application {
             .await
             .map_err(StartError::Load)?
             .start();
+        let specs = SpecRegistry::load(db.clone(), config.write_batch_max, events.clone())
+            .await
+            .map_err(StartError::Load)?
+            .start();
+        let rules = RuleBook::load(db.clone(), events.clone())
+            .await
+            .map_err(StartError::Load)?
+            .start();
         let metrics = AgentMetrics::new(db.clone(), config.write_batch_max).start();
         let instances = InstanceRegistry::load(
             db.clone(),
@@ -127,12 +144,35 @@ impl Application {
                 interval: config.liveness_interval,
             },
         );
+        let compliance = ComplianceMonitor::start(
+            db.clone(),
+            ComplianceDeps {
+                instances: instances.clone(),
+                specs: specs.clone(),
+                events: events.clone(),
+                metrics: metrics.clone(),
+            },
+            config.compliance_interval,
+        );
+        let templates = TemplateLibrary::load(db.clone(), rules.clone(), specs.clone())
+            .await
+            .map_err(StartError::Load)?
+            .start();
+        let contract_client = web::Data::new(ContractClient::new().map_err(|e| {
+            StartError::Load(sea_orm::DbErr::Custom(format!(
+                "cannot create HTTP client: {e}"
+            )))
+        })?);
         let domains = Domains {
             state,
+            specs,
+            rules,
             events,
             instances,
             metrics,
             liveness,
+            compliance,
+            templates,
         };
 
         let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
@@ -156,10 +196,15 @@ impl Application {
         let limit = web::Data::new(BodyLimit(config.max_body_bytes));
         let state_addr = web::Data::new(domains.state.clone());
         let events_addr = web::Data::new(domains.events.clone());
+        let specs_addr = web::Data::new(domains.specs.clone());
+        let schemas = web::Data::new(SchemaCache::default());
+        let rules_addr = web::Data::new(domains.rules.clone());
         let instances_addr = web::Data::new(domains.instances.clone());
         let metrics_addr = web::Data::new(domains.metrics.clone());
         let liveness_addr = web::Data::new(domains.liveness.clone());
         let tax = web::Data::new(TokenTax::default());
+        let compliance_addr = web::Data::new(domains.compliance.clone());
+        let templates_addr = web::Data::new(domains.templates.clone());
         let subscribers = web::Data::new(SubscriberSettings {
             buffer: config.subscriber_buffer,
         });
@@ -171,10 +216,16 @@ impl Application {
                 .app_data(limit.clone())
                 .app_data(state_addr.clone())
                 .app_data(events_addr.clone())
+                .app_data(specs_addr.clone())
+                .app_data(schemas.clone())
+                .app_data(rules_addr.clone())
                 .app_data(instances_addr.clone())
                 .app_data(metrics_addr.clone())
                 .app_data(liveness_addr.clone())
                 .app_data(tax.clone())
+                .app_data(compliance_addr.clone())
+                .app_data(templates_addr.clone())
+                .app_data(contract_client.clone())
                 .app_data(subscribers.clone())
                 // The last `wrap` runs first: auth and size checks, then call counting.
                 .wrap(from_fn(crate::metrics::count_calls))
@@ -185,6 +236,11 @@ impl Application {
                         .default_service(web::to(crate::http::method_not_allowed("GET"))),
                 )
                 .configure(crate::state::routes)
+                .configure(crate::specs::routes)
+                .configure(crate::rules::routes)
+                .configure(crate::contracts::routes)
+                .configure(crate::compliance::routes)
+                .configure(crate::templates::routes)
                 .configure(crate::events::routes)
                 .configure(crate::instances::routes)
                 .configure(crate::liveness::routes)

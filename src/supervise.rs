@@ -32,6 +32,26 @@ impl DomainError for WorkerFailed {
     }
 }
 
+/// Test hook: the worker's next step panics (to prove the supervisor restarts it).
+#[doc(hidden)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectFault;
+
+/// How often a worker has completed a step and restarted.
+#[derive(Message)]
+#[rtype(result = "MonitorStats")]
+pub struct GetMonitorStats;
+
+/// The answer to [`GetMonitorStats`].
+#[derive(Clone, Copy, Debug, Default, MessageResponse, PartialEq, Eq)]
+pub struct MonitorStats {
+    /// Steps that completed.
+    pub sweeps: u64,
+    /// Restarts after a failed step.
+    pub restarts: u64,
+}
+
 /// The text of a panic payload.
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {

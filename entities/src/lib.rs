@@ -1,7 +1,10 @@
 //! SeaORM entities: one module per table. Only the owning domain actor's repository uses them.
 
 pub mod agent_metric;
+pub mod compliance_run;
 pub mod event;
 pub mod instance;
 pub mod prelude;
+pub mod rule;
 pub mod state_version;
+pub mod template;

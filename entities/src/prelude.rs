@@ -1,6 +1,9 @@
 //! Short names for the entities.
 
 pub use crate::agent_metric::Entity as AgentMetric;
+pub use crate::compliance_run::Entity as ComplianceRun;
 pub use crate::event::Entity as Event;
 pub use crate::instance::Entity as Instance;
+pub use crate::rule::Entity as Rule;
 pub use crate::state_version::Entity as StateVersion;
+pub use crate::template::Entity as Template;

@@ -1,5 +1,7 @@
 //! `state_versions`: every version of every state key. The current value of a key is
 //! its row with the highest version; deleting a key deletes all of its rows.
+//! `spec_versions` has the same columns (key = `project/name`) and is read through this
+//! model too.
 
 use sea_orm::entity::prelude::*;
 

@@ -6,6 +6,10 @@ mod m20261121_000001_create_state_versions;
 mod m20261121_000002_create_events;
 mod m20261121_000003_create_instances;
 mod m20261121_000004_create_agent_metrics;
+mod m20261121_000005_create_spec_versions;
+mod m20261121_000006_create_rules;
+mod m20261121_000007_create_compliance_runs;
+mod m20261121_000008_create_templates;
 
 /// All of koor's migrations, oldest first.
 pub struct Migrator;
@@ -18,6 +22,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_create_events::Migration),
             Box::new(m20261121_000003_create_instances::Migration),
             Box::new(m20261121_000004_create_agent_metrics::Migration),
+            Box::new(m20261121_000005_create_spec_versions::Migration),
+            Box::new(m20261121_000006_create_rules::Migration),
+            Box::new(m20261121_000007_create_compliance_runs::Migration),
+            Box::new(m20261121_000008_create_templates::Migration),
         ]
     }
 }

@@ -2,12 +2,17 @@
 //! command is a REST client of a running server (API §21).
 
 mod client;
+mod compliance;
+mod contracts;
 mod events;
 mod instances;
 mod migrate;
+mod rules;
 mod serve;
 mod settings;
+mod specs;
 mod state;
+mod templates;
 
 use std::process::ExitCode;
 
@@ -68,6 +73,23 @@ pub enum Command {
     /// Client settings in ./settings.json.
     #[command(subcommand)]
     Config(settings::ConfigCmd),
+    /// Per-project JSON documents.
+    #[command(subcommand)]
+    Specs(specs::SpecsCmd),
+    /// API contracts: store, check payloads, test a running service.
+    #[command(subcommand)]
+    Contract(contracts::ContractCmd),
+    /// Check files against a project's rules (exit 1 on an error; for pre-commit hooks).
+    Validate(rules::ValidateArgs),
+    /// Validation rules: propose, accept, list, replace, import, export.
+    #[command(subcommand)]
+    Rules(rules::RulesCmd),
+    /// Contract compliance runs.
+    #[command(subcommand)]
+    Compliance(compliance::ComplianceCmd),
+    /// Rule and contract templates.
+    #[command(subcommand)]
+    Templates(templates::TemplatesCmd),
 }
 
 /// Parses the command line and runs it; the process exit code is returned.
@@ -105,6 +127,12 @@ pub fn main() -> ExitCode {
                     Command::Metrics { cmd } => instances::metrics(&client, cmd).await,
                     Command::State(cmd) => state::run(&client, cmd).await,
                     Command::Events(cmd) => events::run(&client, cmd).await,
+                    Command::Specs(cmd) => specs::run(&client, cmd).await,
+                    Command::Contract(cmd) => contracts::run(&client, cmd).await,
+                    Command::Validate(args) => rules::validate(&client, args).await,
+                    Command::Rules(cmd) => rules::run(&client, cmd).await,
+                    Command::Compliance(cmd) => compliance::run(&client, cmd).await,
+                    Command::Templates(cmd) => templates::run(&client, cmd).await,
                     Command::Serve(_) | Command::Migrate(_) | Command::Config(_) => {
                         ExitCode::from(2)
                     }

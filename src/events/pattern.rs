@@ -1,4 +1,4 @@
-//! Topic patterns (API §1.9): dot-separated segments, each glob-matched on its own.
+//! Topic patterns (API §1.9, also used for file-name globs): dot-separated segments, each glob-matched on its own.
 //! `*` and the empty pattern match everything; otherwise the segment counts must be equal.
 //! Within a segment: `*` any run, `?` one character, `[abc]`, `[a-z]`, `[^x]` classes and
 //! `\c` a literal `c`. A malformed pattern matches nothing.
@@ -10,8 +10,8 @@ pub enum TopicPattern {
     All,
     /// Matches nothing (the pattern was malformed).
     Nothing,
-    /// One glob per segment.
-    Segments(Vec<Vec<Token>>),
+    /// One glob per segment, segments separated by `sep`.
+    Segments { sep: char, globs: Vec<Vec<Token>> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,14 +31,21 @@ impl TopicPattern {
         if pattern.is_empty() || pattern == "*" {
             return TopicPattern::All;
         }
-        let mut segments = Vec::new();
-        for segment in pattern.split('.') {
+        Self::segmented(pattern, '.')
+    }
+
+    /// Compiles `pattern` as globs over `sep`-separated segments, with no shortcut for `*`
+    /// (so `*` matches exactly one segment). With `/` this is a file-name glob where `*`
+    /// never crosses a directory.
+    pub fn segmented(pattern: &str, sep: char) -> TopicPattern {
+        let mut globs = Vec::new();
+        for segment in pattern.split(sep) {
             match compile_segment(segment) {
-                Some(tokens) => segments.push(tokens),
+                Some(tokens) => globs.push(tokens),
                 None => return TopicPattern::Nothing,
             }
         }
-        TopicPattern::Segments(segments)
+        TopicPattern::Segments { sep, globs }
     }
 
     /// True when `topic` matches.
@@ -46,8 +53,8 @@ impl TopicPattern {
         match self {
             TopicPattern::All => true,
             TopicPattern::Nothing => false,
-            TopicPattern::Segments(globs) => {
-                let parts: Vec<&str> = topic.split('.').collect();
+            TopicPattern::Segments { sep, globs } => {
+                let parts: Vec<&str> = topic.split(*sep).collect();
                 parts.len() == globs.len()
                     && globs.iter().zip(parts).all(|(glob, part)| {
                         let chars: Vec<char> = part.chars().collect();

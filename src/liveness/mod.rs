@@ -11,8 +11,6 @@
 mod monitor;
 mod routes;
 
-pub use monitor::{
-    GetMonitorStats, InjectFault, LivenessMonitor, LivenessSettings, MonitorStats, RunOnce,
-    SweepError,
-};
+pub use crate::supervise::{GetMonitorStats, InjectFault, MonitorStats};
+pub use monitor::{LivenessMonitor, LivenessSettings, RunOnce, SweepError};
 pub use routes::routes;

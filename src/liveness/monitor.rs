@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::error::{DomainError, ErrorKind};
 use crate::events::{EventBus, Publish};
 use crate::instances::{Instance, InstanceError, InstanceRegistry, MarkStale};
-use crate::supervise::{WorkerFailed, guarded};
+use crate::supervise::{GetMonitorStats, InjectFault, MonitorStats, WorkerFailed, guarded};
 use crate::time::{format_micros, now_micros};
 
 /// The worker's name in logs and errors; also the `source` of `agent.stale` events.
@@ -28,26 +28,6 @@ pub struct LivenessSettings {
 #[derive(Message)]
 #[rtype(result = "Result<Vec<Arc<Instance>>, SweepError>")]
 pub struct RunOnce;
-
-/// Test hook: the next sweep panics (to prove the supervisor restarts the worker).
-#[doc(hidden)]
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct InjectFault;
-
-/// How often the monitor has swept and restarted.
-#[derive(Message)]
-#[rtype(result = "MonitorStats")]
-pub struct GetMonitorStats;
-
-/// The answer to [`GetMonitorStats`].
-#[derive(Clone, Copy, Debug, Default, MessageResponse, PartialEq, Eq)]
-pub struct MonitorStats {
-    /// Sweeps that completed.
-    pub sweeps: u64,
-    /// Restarts after a failed sweep.
-    pub restarts: u64,
-}
 
 /// Why a sweep failed.
 #[derive(Debug, thiserror::Error)]

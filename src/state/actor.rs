@@ -1,4 +1,6 @@
-//! `StateStore`: the single owner and single writer of the state tables.
+//! `VersionedStore<K>`: the single owner and single writer of one versioned-document
+//! table. State (`StateStore`) and specs (`SpecRegistry`) are two kinds of it: same
+//! versions, hashes, ETags, preconditions and group commit; different table and events.
 //!
 //! Concurrency: `ListKeys` and `GetCurrent` answer from memory inside the actor.
 //! `GetHistory`, `GetVersion` and `DiffVersions` return futures that read through the
@@ -9,11 +11,12 @@
 //! the commit, so an acknowledged write is durable and visible to the next read.
 
 use std::collections::{BTreeMap, HashMap};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use sea_orm::DatabaseConnection;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::diff::diff;
@@ -26,15 +29,53 @@ use crate::time::now_micros;
 
 type Outcome = Result<WriteDone, StateError>;
 
+/// What distinguishes one kind of versioned document from another.
+pub trait DocKind: Unpin + 'static {
+    /// The table holding every version (the columns of `entities::state_version`).
+    const TABLE: &'static str;
+    /// `source` of this kind's events.
+    const SOURCE: &'static str;
+    /// Topic published after a put or rollback.
+    const UPDATED: &'static str;
+    /// Topic published after a delete.
+    const DELETED: &'static str;
+    /// `data` of the update event (never the value).
+    fn updated(key: &str, version: i64, hash: &str) -> Value;
+    /// `data` of the delete event.
+    fn deleted(key: &str, version: i64) -> Value;
+}
+
+/// Versioned key/value state (API §4).
+pub struct StateDocs;
+
+impl DocKind for StateDocs {
+    const TABLE: &'static str = "state_versions";
+    const SOURCE: &'static str = "state";
+    const UPDATED: &'static str = "state.updated";
+    const DELETED: &'static str = "state.deleted";
+
+    fn updated(key: &str, version: i64, hash: &str) -> Value {
+        json!({"key": key, "version": version, "hash": hash})
+    }
+
+    fn deleted(key: &str, version: i64) -> Value {
+        json!({"key": key, "version": version})
+    }
+}
+
 /// The state domain actor.
-pub struct StateStore {
+pub type StateStore = VersionedStore<StateDocs>;
+
+/// A versioned-document store of kind `K`.
+pub struct VersionedStore<K: DocKind> {
+    kind: PhantomData<K>,
     repo: StateRepository,
     current: BTreeMap<String, Arc<StateEntry>>,
     queue: WriteQueue<WriteOp, Outcome>,
     events: Addr<EventBus>,
 }
 
-impl StateStore {
+impl<K: DocKind> VersionedStore<K> {
     /// Loads every key's current value from the database and returns the actor, not yet
     /// started. `batch_max` bounds how many writes share one transaction.
     pub async fn load(
@@ -42,7 +83,7 @@ impl StateStore {
         batch_max: usize,
         events: Addr<EventBus>,
     ) -> Result<Self, sea_orm::DbErr> {
-        let repo = StateRepository::new(db);
+        let repo = StateRepository::new(db, K::TABLE);
         let current = repo
             .load_current()
             .await?
@@ -50,6 +91,7 @@ impl StateStore {
             .map(|e| (e.key.clone(), Arc::new(e)))
             .collect();
         Ok(Self {
+            kind: PhantomData,
             repo,
             current,
             queue: WriteQueue::new(batch_max),
@@ -110,15 +152,13 @@ impl StateStore {
             if let Ok(done) = &result {
                 events.push(match done {
                     WriteDone::Stored(e) => Publish::system(
-                        "state.updated",
-                        "state",
-                        json!({"key": e.key, "version": e.version, "hash": e.hash}),
+                        K::UPDATED,
+                        K::SOURCE,
+                        K::updated(&e.key, e.version, &e.hash),
                     ),
-                    WriteDone::Deleted { key, version } => Publish::system(
-                        "state.deleted",
-                        "state",
-                        json!({"key": key, "version": version}),
-                    ),
+                    WriteDone::Deleted { key, version } => {
+                        Publish::system(K::DELETED, K::SOURCE, K::deleted(key, *version))
+                    }
                 });
             }
             let _ = reply.send(result);
@@ -129,7 +169,7 @@ impl StateStore {
     }
 }
 
-impl Actor for StateStore {
+impl<K: DocKind> Actor for VersionedStore<K> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -138,7 +178,7 @@ impl Actor for StateStore {
     }
 }
 
-impl Handler<ListKeys> for StateStore {
+impl<K: DocKind> Handler<ListKeys> for VersionedStore<K> {
     type Result = MessageResult<ListKeys>;
 
     fn handle(&mut self, _: ListKeys, _: &mut Self::Context) -> Self::Result {
@@ -146,7 +186,21 @@ impl Handler<ListKeys> for StateStore {
     }
 }
 
-impl Handler<CountKeys> for StateStore {
+impl<K: DocKind> Handler<ListPrefix> for VersionedStore<K> {
+    type Result = MessageResult<ListPrefix>;
+
+    fn handle(&mut self, msg: ListPrefix, _: &mut Self::Context) -> Self::Result {
+        let items = self
+            .current
+            .range(msg.prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&msg.prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        MessageResult(items)
+    }
+}
+
+impl<K: DocKind> Handler<CountKeys> for VersionedStore<K> {
     type Result = usize;
 
     fn handle(&mut self, _: CountKeys, _: &mut Self::Context) -> usize {
@@ -154,7 +208,7 @@ impl Handler<CountKeys> for StateStore {
     }
 }
 
-impl Handler<GetCurrent> for StateStore {
+impl<K: DocKind> Handler<GetCurrent> for VersionedStore<K> {
     type Result = Option<Arc<StateEntry>>;
 
     fn handle(&mut self, msg: GetCurrent, _: &mut Self::Context) -> Self::Result {
@@ -162,7 +216,7 @@ impl Handler<GetCurrent> for StateStore {
     }
 }
 
-impl Handler<GetHistory> for StateStore {
+impl<K: DocKind> Handler<GetHistory> for VersionedStore<K> {
     type Result = ResponseFuture<Result<Vec<VersionMeta>, StateError>>;
 
     fn handle(&mut self, msg: GetHistory, _: &mut Self::Context) -> Self::Result {
@@ -171,7 +225,7 @@ impl Handler<GetHistory> for StateStore {
     }
 }
 
-impl Handler<GetVersion> for StateStore {
+impl<K: DocKind> Handler<GetVersion> for VersionedStore<K> {
     type Result = ResponseFuture<Result<StoredVersion, StateError>>;
 
     fn handle(&mut self, msg: GetVersion, _: &mut Self::Context) -> Self::Result {
@@ -187,7 +241,7 @@ impl Handler<GetVersion> for StateStore {
     }
 }
 
-impl Handler<DiffVersions> for StateStore {
+impl<K: DocKind> Handler<DiffVersions> for VersionedStore<K> {
     type Result = ResponseFuture<Result<Vec<super::diff::DiffEntry>, StateError>>;
 
     fn handle(&mut self, msg: DiffVersions, _: &mut Self::Context) -> Self::Result {
@@ -229,7 +283,7 @@ fn stored(done: WriteDone) -> Result<Arc<StateEntry>, StateError> {
     }
 }
 
-impl Handler<PutValue> for StateStore {
+impl<K: DocKind> Handler<PutValue> for VersionedStore<K> {
     type Result = ResponseFuture<Result<Arc<StateEntry>, StateError>>;
 
     fn handle(&mut self, msg: PutValue, ctx: &mut Self::Context) -> Self::Result {
@@ -247,7 +301,7 @@ impl Handler<PutValue> for StateStore {
     }
 }
 
-impl Handler<DeleteKey> for StateStore {
+impl<K: DocKind> Handler<DeleteKey> for VersionedStore<K> {
     type Result = ResponseFuture<Result<(), StateError>>;
 
     fn handle(&mut self, msg: DeleteKey, ctx: &mut Self::Context) -> Self::Result {
@@ -262,7 +316,7 @@ impl Handler<DeleteKey> for StateStore {
     }
 }
 
-impl Handler<RollbackKey> for StateStore {
+impl<K: DocKind> Handler<RollbackKey> for VersionedStore<K> {
     type Result = ResponseFuture<Result<Arc<StateEntry>, StateError>>;
 
     fn handle(&mut self, msg: RollbackKey, ctx: &mut Self::Context) -> Self::Result {

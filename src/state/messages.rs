@@ -13,6 +13,13 @@ use super::model::{Precondition, StateEntry, StateError, StoredVersion, VersionM
 #[rtype(result = "Vec<Arc<StateEntry>>")]
 pub struct ListKeys;
 
+/// Summaries of every key starting with `prefix`, ascending (served from memory).
+#[derive(Message)]
+#[rtype(result = "Vec<Arc<StateEntry>>")]
+pub struct ListPrefix {
+    pub prefix: String,
+}
+
 /// How many keys exist (served from memory).
 #[derive(Message)]
 #[rtype(result = "usize")]

@@ -15,7 +15,7 @@ mod model;
 mod repository;
 mod routes;
 
-pub use actor::StateStore;
+pub use actor::{DocKind, StateDocs, StateStore, VersionedStore};
 pub use messages::*;
 pub use model::*;
-pub use routes::routes;
+pub use routes::{current_or_not_modified, current_response, preconditions, routes};

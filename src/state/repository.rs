@@ -1,13 +1,13 @@
-//! SeaORM access to `state_versions`. Private to the state domain: only `StateStore` uses it.
+//! SQL access to a versioned-document table. Private to the state domain: only the
+//! `VersionedStore` actor (state and specs) uses it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use entities::state_version::{self, Column, Entity};
+use entities::state_version::{self, Entity};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Statement, Value,
 };
 
 use super::model::{Precondition, StateEntry, StateError, StoredVersion, VersionMeta};
@@ -63,10 +63,13 @@ pub struct Applied {
     pub changed: HashMap<String, Option<Arc<StateEntry>>>,
 }
 
-/// Handle to the state tables (cheap to clone: a pool handle).
+/// Handle to one versioned-document table (cheap to clone: a pool handle). The table has
+/// the columns of `entities::state_version` (`state_versions` for state, `spec_versions`
+/// for specs); its name is a compile-time constant of the document kind, never input.
 #[derive(Clone)]
 pub struct StateRepository {
     db: DatabaseConnection,
+    table: &'static str,
 }
 
 fn entry_from(m: state_version::Model) -> StateEntry {
@@ -80,19 +83,26 @@ fn entry_from(m: state_version::Model) -> StateEntry {
     }
 }
 
+fn stmt(sql: String, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+}
+
 impl StateRepository {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, table: &'static str) -> Self {
+        Self { db, table }
     }
 
     /// The newest version of every key: the store's memory at start-up.
     pub async fn load_current(&self) -> Result<Vec<StateEntry>, DbErr> {
-        let sql = "SELECT s.key, s.version, s.value, s.hash, s.content_type, s.updated_at \
-                   FROM state_versions s \
-                   JOIN (SELECT key, MAX(version) AS version FROM state_versions GROUP BY key) m \
-                   ON m.key = s.key AND m.version = s.version";
+        let sql = format!(
+            "SELECT s.key, s.version, s.value, s.hash, s.content_type, s.updated_at \
+             FROM {t} s \
+             JOIN (SELECT key, MAX(version) AS version FROM {t} GROUP BY key) m \
+             ON m.key = s.key AND m.version = s.version",
+            t = self.table
+        );
         let rows = Entity::find()
-            .from_raw_sql(Statement::from_string(DbBackend::Sqlite, sql))
+            .from_raw_sql(stmt(sql, vec![]))
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(entry_from).collect())
@@ -100,32 +110,31 @@ impl StateRepository {
 
     /// Up to `limit` versions of `key`, newest first, without values.
     pub async fn history(&self, key: &str, limit: u64) -> Result<Vec<VersionMeta>, DbErr> {
-        let rows: Vec<(i64, String, String, i64)> = Entity::find()
-            .select_only()
-            .column(Column::Version)
-            .column(Column::Hash)
-            .column(Column::ContentType)
-            .column(Column::UpdatedAt)
-            .filter(Column::Key.eq(key))
-            .order_by_desc(Column::Version)
-            .limit(limit)
-            .into_tuple()
-            .all(&self.db)
+        let sql = format!(
+            "SELECT version, hash, content_type, updated_at FROM {} \
+             WHERE key = ? ORDER BY version DESC LIMIT ?",
+            self.table
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .db
+            .query_all_raw(stmt(sql, vec![key.into(), limit.into()]))
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(version, hash, content_type, updated_at)| VersionMeta {
-                version,
-                hash,
-                content_type,
-                updated_at,
+        rows.iter()
+            .map(|r| {
+                Ok(VersionMeta {
+                    version: r.try_get_by_index(0)?,
+                    hash: r.try_get_by_index(1)?,
+                    content_type: r.try_get_by_index(2)?,
+                    updated_at: r.try_get_by_index(3)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Version `version` of `key`, if stored.
     pub async fn version(&self, key: &str, version: i64) -> Result<Option<StoredVersion>, DbErr> {
-        version_in(&self.db, key, version).await
+        version_in(&self.db, self.table, key, version).await
     }
 
     /// Applies a batch of writes in one transaction, in order. Each write is checked
@@ -138,10 +147,11 @@ impl StateRepository {
         snapshot: HashMap<String, Option<Arc<StateEntry>>>,
         now: i64,
     ) -> Result<Applied, DbErr> {
+        let table = self.table;
         let txn = crate::db::begin_write(&self.db).await?;
         let mut overlay = snapshot;
         let mut changed: HashMap<String, Option<Arc<StateEntry>>> = HashMap::new();
-        let mut pending: Vec<state_version::ActiveModel> = Vec::new();
+        let mut pending: Vec<Arc<StateEntry>> = Vec::new();
         let mut results = Vec::with_capacity(ops.len());
 
         for op in ops {
@@ -180,11 +190,12 @@ impl StateRepository {
                         results.push(Err(StateError::KeyNotFound(key)));
                         continue;
                     };
-                    flush_inserts(&txn, &mut pending).await?;
-                    Entity::delete_many()
-                        .filter(Column::Key.eq(key.as_str()))
-                        .exec(&txn)
-                        .await?;
+                    flush_inserts(&txn, table, &mut pending).await?;
+                    txn.execute_raw(stmt(
+                        format!("DELETE FROM {table} WHERE key = ?"),
+                        vec![key.as_str().into()],
+                    ))
+                    .await?;
                     overlay.insert(key.clone(), None);
                     changed.insert(key.clone(), None);
                     results.push(Ok(WriteDone::Deleted { key, version: last }));
@@ -195,8 +206,8 @@ impl StateRepository {
                         results.push(Err(StateError::KeyNotFound(key)));
                         continue;
                     }
-                    flush_inserts(&txn, &mut pending).await?;
-                    let Some(old) = version_in(&txn, &key, version).await? else {
+                    flush_inserts(&txn, table, &mut pending).await?;
+                    let Some(old) = version_in(&txn, table, &key, version).await? else {
                         results.push(Err(StateError::VersionNotFound { key, version }));
                         continue;
                     };
@@ -210,20 +221,13 @@ impl StateRepository {
                     }
                 }
             };
-            pending.push(state_version::ActiveModel {
-                key: Set(stored.key.clone()),
-                version: Set(stored.version),
-                value: Set(stored.value.to_vec()),
-                hash: Set(stored.hash.clone()),
-                content_type: Set(stored.content_type.clone()),
-                updated_at: Set(stored.updated_at),
-            });
             let stored = Arc::new(stored);
+            pending.push(stored.clone());
             overlay.insert(stored.key.clone(), Some(stored.clone()));
             changed.insert(stored.key.clone(), Some(stored.clone()));
             results.push(Ok(WriteDone::Stored(stored)));
         }
-        flush_inserts(&txn, &mut pending).await?;
+        flush_inserts(&txn, table, &mut pending).await?;
         txn.commit().await?;
         Ok(Applied { results, changed })
     }
@@ -231,42 +235,51 @@ impl StateRepository {
 
 async fn flush_inserts<C: ConnectionTrait>(
     db: &C,
-    pending: &mut Vec<state_version::ActiveModel>,
+    table: &str,
+    pending: &mut Vec<Arc<StateEntry>>,
 ) -> Result<(), DbErr> {
-    while !pending.is_empty() {
-        let rest = pending.split_off(pending.len().min(INSERT_CHUNK));
-        let chunk = std::mem::replace(pending, rest);
-        Entity::insert_many(chunk)
-            .exec_without_returning(db)
-            .await?;
+    for chunk in pending.chunks(INSERT_CHUNK) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 6);
+        for e in chunk {
+            values.push(e.key.as_str().into());
+            values.push(e.version.into());
+            values.push(e.value.to_vec().into());
+            values.push(e.hash.as_str().into());
+            values.push(e.content_type.as_str().into());
+            values.push(e.updated_at.into());
+        }
+        let sql = format!(
+            "INSERT INTO {table} (key, version, value, hash, content_type, updated_at) VALUES {rows}"
+        );
+        db.execute_raw(stmt(sql, values)).await?;
     }
+    pending.clear();
     Ok(())
 }
 
 async fn version_in<C: ConnectionTrait>(
     db: &C,
+    table: &str,
     key: &str,
     version: i64,
 ) -> Result<Option<StoredVersion>, DbErr> {
-    let row: Option<(i64, String, String, Vec<u8>)> = Entity::find()
-        .select_only()
-        .column(Column::Version)
-        .column(Column::ContentType)
-        .column(Column::Hash)
-        .column(Column::Value)
-        .filter(Column::Key.eq(key))
-        .filter(Column::Version.eq(version))
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(
-        row.map(|(version, content_type, hash, value)| StoredVersion {
-            version,
-            content_type,
-            hash,
-            value: Bytes::from(value),
-        }),
-    )
+    let sql = format!(
+        "SELECT version, content_type, hash, value FROM {table} WHERE key = ? AND version = ?"
+    );
+    let Some(row) = db
+        .query_one_raw(stmt(sql, vec![key.into(), version.into()]))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let value: Vec<u8> = row.try_get_by_index(3)?;
+    Ok(Some(StoredVersion {
+        version: row.try_get_by_index(0)?,
+        content_type: row.try_get_by_index(1)?,
+        hash: row.try_get_by_index(2)?,
+        value: Bytes::from(value),
+    }))
 }
 
 #[cfg(test)]
@@ -290,7 +303,7 @@ mod tests {
             .await
             .unwrap();
         crate::db::migrate(&db).await.unwrap();
-        let repo = StateRepository::new(db);
+        let repo = StateRepository::new(db, "state_versions");
         let ops = vec![
             put("k", b"a", vec![]),
             put("k", b"b", vec![]),

@@ -141,6 +141,11 @@ async fn get(req: HttpRequest, store: web::Data<Addr<StateStore>>) -> ApiResult<
         .send(GetCurrent { key: key.clone() })
         .await?
         .ok_or_else(|| ApiError::not_found(format!("key not found: {key}")))?;
+    Ok(current_or_not_modified(&req, &entry))
+}
+
+/// The current value, or `304` when `If-None-Match` names its entity tag.
+pub fn current_or_not_modified(req: &HttpRequest, entry: &Arc<StateEntry>) -> HttpResponse {
     let etag = entry.etag();
     if let Some(inm) = req
         .headers()
@@ -148,15 +153,16 @@ async fn get(req: HttpRequest, store: web::Data<Addr<StateStore>>) -> ApiResult<
         .and_then(|v| v.to_str().ok())
         && if_none_match_hits(inm, &etag)
     {
-        return Ok(HttpResponse::NotModified()
+        return HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
             .insert_header(("X-Koor-Version", entry.version.to_string()))
-            .finish());
+            .finish();
     }
-    Ok(current_response(&entry))
+    current_response(entry)
 }
 
-fn current_response(entry: &Arc<StateEntry>) -> HttpResponse {
+/// `200` with the stored bytes, content type, `ETag` and `X-Koor-Version`.
+pub fn current_response(entry: &Arc<StateEntry>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, entry.content_type.as_str()))
         .insert_header((header::ETAG, entry.etag()))
@@ -165,7 +171,10 @@ fn current_response(entry: &Arc<StateEntry>) -> HttpResponse {
 }
 
 /// The write conditions of a request: `If-Match`, `If-None-Match: *` and `?if_version=N`.
-fn preconditions(headers: &HeaderMap, if_version: Option<&str>) -> ApiResult<Vec<Precondition>> {
+pub fn preconditions(
+    headers: &HeaderMap,
+    if_version: Option<&str>,
+) -> ApiResult<Vec<Precondition>> {
     let mut out = Vec::new();
     if let Some(v) = headers.get(header::IF_MATCH) {
         let text = v

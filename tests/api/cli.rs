@@ -339,3 +339,64 @@ async fn instance_commands_and_the_status_overview() {
     assert_eq!(gone.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gone.stderr).contains("404"));
 }
+
+#[actix_web::test]
+async fn koor_validate_is_a_pre_commit_check() {
+    let app = TestApp::spawn().await;
+    let cwd = app.dir.path();
+    let set = koor(
+        &app.address,
+        cwd,
+        &[
+            "rules",
+            "set",
+            "web",
+            "--data",
+            r#"[{"rule_id": "no-console", "match_type": "custom", "pattern": "no-console-log",
+                 "message": "remove console.log"},
+                {"rule_id": "license", "match_type": "missing", "severity": "warning",
+                 "pattern": "SPDX-License-Identifier", "applies_to": ["*.js"]}]"#,
+        ],
+        None,
+    )
+    .await;
+    assert!(set.status.success(), "{set:?}");
+    std::fs::write(cwd.join("bad.js"), "const a = 1;\nconsole.log(a);\n").unwrap();
+    std::fs::write(cwd.join("good.js"), "// SPDX-License-Identifier: MIT\n").unwrap();
+    std::fs::write(cwd.join("notes.md"), "no license here\n").unwrap();
+
+    let bad = koor(
+        &app.address,
+        cwd,
+        &["validate", "web", "--file", "bad.js"],
+        None,
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    let mut lines: Vec<String> = stdout(&bad).lines().map(String::from).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "bad.js license required pattern 'SPDX-License-Identifier' not found [warning]",
+            "bad.js:2 no-console remove console.log",
+        ]
+    );
+    let good = koor(
+        &app.address,
+        cwd,
+        &["validate", "web", "--file", "good.js", "--file", "notes.md"],
+        None,
+    )
+    .await;
+    assert_eq!(good.status.code(), Some(0), "{good:?}");
+    assert_eq!(stdout(&good), "");
+    let missing = koor(
+        &app.address,
+        cwd,
+        &["validate", "web", "--file", "nope.js"],
+        None,
+    )
+    .await;
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+}

@@ -4,6 +4,8 @@
 
 mod auth;
 mod cli;
+mod compliance;
+mod contracts;
 mod crash;
 mod events;
 mod helpers;
@@ -12,4 +14,8 @@ mod instances;
 mod liveness;
 mod metrics;
 mod migrations;
+mod rules;
+mod specs;
 mod state;
+mod templates;
+mod validation;

@@ -1,0 +1,239 @@
+//! `ComplianceMonitor`: a supervised worker that checks active instances against their
+//! project's contracts; one pass at a time (`AtomicResponse`), each through
+//! [`crate::supervise::guarded`] like the liveness worker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+
+use super::model::{ComplianceError, ComplianceRun};
+use super::repository::RunRepository;
+use crate::contracts::Contract;
+use crate::events::{EventBus, Publish};
+use crate::instances::{InstanceFilter, InstanceRegistry, ListInstances, Status};
+use crate::metrics::{AgentMetrics, RecordMetrics};
+use crate::specs::{SpecRegistry, split_key};
+use crate::state::ListPrefix;
+use crate::supervise::{GetMonitorStats, InjectFault, MonitorStats, guarded};
+use crate::time::now_micros;
+
+/// The worker's name in logs and errors; also the `source` of its events.
+const WORKER: &str = "compliance-scheduler";
+
+/// Runs one compliance pass now; answered with its runs (already stored).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<ComplianceRun>, ComplianceError>")]
+pub struct RunOnce;
+
+/// Up to `limit` stored runs, newest first, optionally of one instance.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<ComplianceRun>, ComplianceError>")]
+pub struct RunHistory {
+    pub instance_id: Option<String>,
+    pub limit: u64,
+}
+
+/// The domains a pass reads and reports to.
+#[derive(Clone)]
+pub struct ComplianceDeps {
+    pub instances: Addr<InstanceRegistry>,
+    pub specs: Addr<SpecRegistry>,
+    pub events: Addr<EventBus>,
+    pub metrics: Addr<AgentMetrics>,
+}
+
+/// The compliance worker.
+pub struct ComplianceMonitor {
+    repo: RunRepository,
+    deps: ComplianceDeps,
+    interval: Option<Duration>,
+    stats: MonitorStats,
+    fault_armed: bool,
+}
+
+impl ComplianceMonitor {
+    /// Starts the worker under a supervisor; `interval` `None` disables the timer.
+    pub fn start(
+        db: DatabaseConnection,
+        deps: ComplianceDeps,
+        interval: Option<Duration>,
+    ) -> Addr<ComplianceMonitor> {
+        let repo = RunRepository::new(db);
+        Supervisor::start(move |_| ComplianceMonitor {
+            repo,
+            deps,
+            interval,
+            stats: MonitorStats::default(),
+            fault_armed: false,
+        })
+    }
+}
+
+/// One pass: every active instance with a workspace, every valid contract of that project
+/// in spec-name order.
+async fn pass(
+    repo: RunRepository,
+    deps: ComplianceDeps,
+    fault: bool,
+) -> Result<Vec<ComplianceRun>, ComplianceError> {
+    if fault {
+        panic!("injected fault");
+    }
+    let active = deps
+        .instances
+        .send(ListInstances {
+            filter: InstanceFilter {
+                status: Some(Status::Active),
+                ..Default::default()
+            },
+        })
+        .await?;
+    let mut active: Vec<_> = active.iter().filter(|i| !i.workspace.is_empty()).collect();
+    active.sort_by(|a, b| a.id.cmp(&b.id));
+    let now = now_micros();
+    let mut runs = Vec::new();
+    let mut contracts: BTreeMap<String, Vec<(String, Arc<Contract>)>> = BTreeMap::new();
+    for inst in active {
+        let project = inst.workspace.clone();
+        if !contracts.contains_key(&project) {
+            let specs = deps
+                .specs
+                .send(ListPrefix {
+                    prefix: format!("{project}/"),
+                })
+                .await?;
+            let parsed = specs
+                .iter()
+                .filter_map(|s| {
+                    Contract::parse(&s.value)
+                        .ok()
+                        .map(|c| (split_key(&s.key).1.to_string(), Arc::new(c)))
+                })
+                .collect();
+            contracts.insert(project.clone(), parsed);
+        }
+        for (name, contract) in contracts.get(&project).into_iter().flatten() {
+            let violations = contract.undefined_endpoints();
+            runs.push(ComplianceRun {
+                id: 0,
+                instance_id: inst.id.clone(),
+                project: project.clone(),
+                contract: name.clone(),
+                pass: violations.is_empty(),
+                violations,
+                run_at: now,
+            });
+        }
+    }
+    if runs.is_empty() {
+        return Ok(runs);
+    }
+    repo.insert(&mut runs).await?;
+
+    let publishes = runs.iter().filter(|r| !r.pass).map(|r| {
+        deps.events.send(Publish::system(
+            "compliance.violation",
+            WORKER,
+            json!({
+                "instance_id": r.instance_id,
+                "project": r.project,
+                "contract": r.contract,
+                "violations": r.violations,
+            }),
+        ))
+    });
+    for sent in futures_util::future::join_all(publishes).await {
+        if !matches!(sent, Ok(Ok(_))) {
+            tracing::error!("compliance.violation event could not be published");
+        }
+    }
+    let mut counts: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for r in &runs {
+        let c = counts.entry(&r.instance_id).or_default();
+        c.0 += 1;
+        c.1 += r.violations.len() as i64;
+    }
+    let records = counts.into_iter().map(|(id, (n, v))| {
+        let mut items = vec![("compliance_runs".to_string(), n)];
+        if v > 0 {
+            items.push(("violations".to_string(), v));
+        }
+        deps.metrics.send(RecordMetrics::now(id, items))
+    });
+    for recorded in futures_util::future::join_all(records).await {
+        if !matches!(recorded, Ok(Ok(()))) {
+            tracing::warn!("compliance run not counted in agent metrics");
+        }
+    }
+    Ok(runs)
+}
+
+impl Actor for ComplianceMonitor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Also runs after every restart: the context's timers are reset by a restart.
+        if let Some(period) = self.interval {
+            ctx.run_interval(period, |_, ctx| ctx.notify(RunOnce));
+        }
+    }
+}
+
+impl Supervised for ComplianceMonitor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.stats.restarts += 1;
+        tracing::warn!(
+            worker = WORKER,
+            restarts = self.stats.restarts,
+            "worker restarted"
+        );
+    }
+}
+
+impl Handler<RunOnce> for ComplianceMonitor {
+    type Result = AtomicResponse<Self, Result<Vec<ComplianceRun>, ComplianceError>>;
+
+    fn handle(&mut self, _: RunOnce, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        let deps = self.deps.clone();
+        let fault = std::mem::take(&mut self.fault_armed);
+        let step = guarded(WORKER, move || pass(repo, deps, fault));
+        AtomicResponse::new(Box::pin(step.map(|outcome, act: &mut Self, _| {
+            let runs = outcome??;
+            act.stats.sweeps += 1;
+            if !runs.is_empty() {
+                tracing::info!(runs = runs.len(), "compliance pass done");
+            }
+            Ok(runs)
+        })))
+    }
+}
+
+impl Handler<RunHistory> for ComplianceMonitor {
+    type Result = ResponseFuture<Result<Vec<ComplianceRun>, ComplianceError>>;
+
+    fn handle(&mut self, msg: RunHistory, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        Box::pin(async move { Ok(repo.history(msg.instance_id.as_deref(), msg.limit).await?) })
+    }
+}
+
+impl Handler<InjectFault> for ComplianceMonitor {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
+        self.fault_armed = true;
+    }
+}
+
+impl Handler<GetMonitorStats> for ComplianceMonitor {
+    type Result = MonitorStats;
+
+    fn handle(&mut self, _: GetMonitorStats, _: &mut Self::Context) -> MonitorStats {
+        self.stats
+    }
+}

@@ -1,0 +1,261 @@
+//! `RuleBook`: the single owner and single writer of the rules table.
+//!
+//! Concurrency: reads (`ListRules`, `SelectRules`, `ExportRules`) are answered from memory,
+//! where every rule is held compiled (its regex and globs are built once, when the rule is
+//! stored or loaded, never per request). Writes (`ReplaceRules`, `ProposeRule`,
+//! `DecideRule`, `ImportRules`) are validated first, then run one at a time
+//! (`AtomicResponse`): one transaction, then memory, then the answer. Rule writes are
+//! rare, so they are not batched.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+
+use super::engine::CompiledRule;
+use super::messages::*;
+use super::model::{GLOBAL, Rule, RuleError};
+use super::repository::RuleRepository;
+use crate::events::{EventBus, Publish};
+use crate::time::now_micros;
+
+type Key = (String, String);
+
+/// The rules domain actor.
+pub struct RuleBook {
+    repo: RuleRepository,
+    rules: BTreeMap<Key, Arc<CompiledRule>>,
+    events: Addr<EventBus>,
+}
+
+fn key(r: &Rule) -> Key {
+    (r.project.clone(), r.rule_id.clone())
+}
+
+impl RuleBook {
+    /// Loads and compiles every rule; returns the actor, not yet started.
+    pub async fn load(
+        db: DatabaseConnection,
+        events: Addr<EventBus>,
+    ) -> Result<Self, sea_orm::DbErr> {
+        let repo = RuleRepository::new(db);
+        let rules = repo
+            .load_all()
+            .await?
+            .into_iter()
+            .map(|r| (key(&r), CompiledRule::new(r)))
+            .collect();
+        Ok(Self {
+            repo,
+            rules,
+            events,
+        })
+    }
+
+    fn project_rules(&self, project: &str) -> impl Iterator<Item = &Arc<CompiledRule>> {
+        self.rules
+            .range((project.to_string(), String::new())..)
+            .take_while(move |((p, _), _)| p == project)
+            .map(|(_, r)| r)
+    }
+
+    /// Commits `rules` (after clearing `clear_project`), then installs them in memory.
+    fn write<T: 'static>(
+        &self,
+        clear_project: Option<String>,
+        rules: Vec<Rule>,
+        answer: T,
+    ) -> ResponseActFuture<Self, Result<T, RuleError>> {
+        let repo = self.repo.clone();
+        let stored = rules.clone();
+        let clear = clear_project.clone();
+        Box::pin(
+            async move { repo.write(clear.as_deref(), &stored).await }
+                .into_actor(self)
+                .map(move |result, act, _| {
+                    result?;
+                    if let Some(project) = clear_project {
+                        act.rules.retain(|(p, _), _| *p != project);
+                    }
+                    for r in rules {
+                        act.rules.insert(key(&r), CompiledRule::new(r));
+                    }
+                    Ok(answer)
+                }),
+        )
+    }
+}
+
+impl Actor for RuleBook {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+    }
+}
+
+fn invalid<T>(e: String) -> AtomicResponse<RuleBook, Result<T, RuleError>>
+where
+    T: 'static,
+{
+    AtomicResponse::new(Box::pin(actix::fut::ready(Err(RuleError::Invalid(e)))))
+}
+
+impl Handler<ReplaceRules> for RuleBook {
+    type Result = AtomicResponse<Self, Result<usize, RuleError>>;
+
+    fn handle(&mut self, msg: ReplaceRules, _: &mut Self::Context) -> Self::Result {
+        let now = now_micros();
+        let mut rules: Vec<Rule> = Vec::with_capacity(msg.rules.len());
+        for (i, item) in msg.rules.into_iter().enumerate() {
+            match item.parse(Some(&msg.project), "local", "accepted") {
+                Ok(mut r) => {
+                    r.created_at = now;
+                    if rules.iter().any(|x| x.rule_id == r.rule_id) {
+                        return invalid(format!("item {i}: duplicate rule_id {:?}", r.rule_id));
+                    }
+                    rules.push(r);
+                }
+                Err(e) => return invalid(format!("item {i}: {e}")),
+            }
+        }
+        let n = rules.len();
+        AtomicResponse::new(self.write(Some(msg.project), rules, n))
+    }
+}
+
+impl Handler<ListRules> for RuleBook {
+    type Result = MessageResult<ListRules>;
+
+    fn handle(&mut self, msg: ListRules, _: &mut Self::Context) -> Self::Result {
+        let stack = msg.stack.filter(|s| !s.is_empty());
+        let rules = self
+            .project_rules(&msg.project)
+            .filter(|r| {
+                stack
+                    .as_deref()
+                    .is_none_or(|s| r.rule.stack.is_empty() || r.rule.stack == s)
+            })
+            .map(|r| r.rule.clone())
+            .collect();
+        MessageResult(rules)
+    }
+}
+
+impl Handler<SelectRules> for RuleBook {
+    type Result = MessageResult<SelectRules>;
+
+    fn handle(&mut self, msg: SelectRules, _: &mut Self::Context) -> Self::Result {
+        let (stack, filename) = (msg.stack.as_deref(), msg.filename.as_deref());
+        let mut out: Vec<Arc<CompiledRule>> = self
+            .project_rules(&msg.project)
+            .filter(|r| r.selected(stack, filename))
+            .cloned()
+            .collect();
+        if msg.project != GLOBAL {
+            out.extend(
+                self.project_rules(GLOBAL)
+                    .filter(|r| r.selected(stack, filename))
+                    .cloned(),
+            );
+        }
+        MessageResult(out)
+    }
+}
+
+impl Handler<ProposeRule> for RuleBook {
+    type Result = AtomicResponse<Self, Result<Rule, RuleError>>;
+
+    fn handle(&mut self, msg: ProposeRule, _: &mut Self::Context) -> Self::Result {
+        let mut rule = match msg.rule.parse(None, "learned", "proposed") {
+            Ok(r) => r,
+            Err(e) => return invalid(e),
+        };
+        rule.source = "learned".into();
+        rule.created_at = now_micros();
+        if self.rules.contains_key(&key(&rule)) {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(RuleError::Exists {
+                project: rule.project,
+                rule_id: rule.rule_id,
+            }))));
+        }
+        let events = self.events.clone();
+        let event = Publish::system(
+            "rule.proposed",
+            "rules",
+            json!({"project": rule.project, "rule_id": rule.rule_id, "proposed_by": rule.proposed_by}),
+        );
+        let out = rule.clone();
+        AtomicResponse::new(Box::pin(self.write(None, vec![rule], out).map(
+            move |result, _, _| {
+                if result.is_ok() {
+                    events.do_send(event);
+                }
+                result
+            },
+        )))
+    }
+}
+
+impl Handler<DecideRule> for RuleBook {
+    type Result = AtomicResponse<Self, Result<Rule, RuleError>>;
+
+    fn handle(&mut self, msg: DecideRule, _: &mut Self::Context) -> Self::Result {
+        let k = (msg.project, msg.rule_id);
+        let current = self
+            .rules
+            .get(&k)
+            .filter(|r| r.rule.status == "proposed")
+            .map(|r| r.rule.clone());
+        let Some(mut rule) = current else {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(RuleError::NotProposed {
+                project: k.0,
+                rule_id: k.1,
+            }))));
+        };
+        rule.status = if msg.accept { "accepted" } else { "rejected" }.into();
+        let out = rule.clone();
+        AtomicResponse::new(self.write(None, vec![rule], out))
+    }
+}
+
+impl Handler<ExportRules> for RuleBook {
+    type Result = MessageResult<ExportRules>;
+
+    fn handle(&mut self, msg: ExportRules, _: &mut Self::Context) -> Self::Result {
+        let rules = self
+            .rules
+            .values()
+            .filter(|r| r.rule.status == "accepted" && msg.sources.contains(&r.rule.source))
+            .map(|r| r.rule.clone())
+            .collect();
+        MessageResult(rules)
+    }
+}
+
+impl Handler<ImportRules> for RuleBook {
+    type Result = AtomicResponse<Self, Result<usize, RuleError>>;
+
+    fn handle(&mut self, msg: ImportRules, _: &mut Self::Context) -> Self::Result {
+        let now = now_micros();
+        let total = msg.rules.len();
+        let mut rules: Vec<Rule> = Vec::with_capacity(total);
+        for (i, item) in msg.rules.into_iter().enumerate() {
+            match item.parse(msg.project.as_deref(), "external", "accepted") {
+                Ok(mut r) => {
+                    r.created_at = self
+                        .rules
+                        .get(&key(&r))
+                        .map_or(now, |old| old.rule.created_at);
+                    // A later item with the same id wins, as a sequence of upserts would.
+                    rules.retain(|x| key(x) != key(&r));
+                    rules.push(r);
+                }
+                Err(e) => return invalid(format!("item {i}: {e}")),
+            }
+        }
+        AtomicResponse::new(self.write(None, rules, total))
+    }
+}
