@@ -22,6 +22,7 @@ use crate::rules::RuleBook;
 use crate::specs::{SchemaCache, SpecRegistry};
 use crate::state::StateStore;
 use crate::templates::TemplateLibrary;
+use crate::webhooks::{DispatchSettings, WebhookDispatcher};
 
 /// Mailbox size of the domain actors. Senders using `send` wait when it is full
 /// (backpressure); it is large so that bursts from many HTTP workers rarely wait.
@@ -63,6 +64,7 @@ pub struct Domains {
     pub liveness: Addr<LivenessMonitor>,
     pub compliance: Addr<ComplianceMonitor>,
     pub templates: Addr<TemplateLibrary>,
+    pub webhooks: Addr<WebhookDispatcher>,
 }
 
 /// A built, bound, not yet running server.
@@ -163,6 +165,17 @@ impl Application {
                 "cannot create HTTP client: {e}"
             )))
         })?);
+        let webhooks = WebhookDispatcher::start(
+            db.clone(),
+            events.clone(),
+            DispatchSettings {
+                timeout: config.webhook_timeout,
+                schedule: config.webhook_retry_schedule.clone(),
+                block_private: config.webhook_block_private,
+            },
+        )
+        .await
+        .map_err(|e| StartError::Load(sea_orm::DbErr::Custom(e)))?;
         let domains = Domains {
             state,
             specs,
@@ -173,6 +186,7 @@ impl Application {
             liveness,
             compliance,
             templates,
+            webhooks,
         };
 
         let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
@@ -205,6 +219,7 @@ impl Application {
         let tax = web::Data::new(TokenTax::default());
         let compliance_addr = web::Data::new(domains.compliance.clone());
         let templates_addr = web::Data::new(domains.templates.clone());
+        let webhooks_addr = web::Data::new(domains.webhooks.clone());
         let subscribers = web::Data::new(SubscriberSettings {
             buffer: config.subscriber_buffer,
         });
@@ -225,6 +240,7 @@ impl Application {
                 .app_data(tax.clone())
                 .app_data(compliance_addr.clone())
                 .app_data(templates_addr.clone())
+                .app_data(webhooks_addr.clone())
                 .app_data(contract_client.clone())
                 .app_data(subscribers.clone())
                 // The last `wrap` runs first: auth and size checks, then call counting.
@@ -241,6 +257,7 @@ impl Application {
                 .configure(crate::contracts::routes)
                 .configure(crate::compliance::routes)
                 .configure(crate::templates::routes)
+                .configure(crate::webhooks::routes)
                 .configure(crate::events::routes)
                 .configure(crate::instances::routes)
                 .configure(crate::liveness::routes)

@@ -105,7 +105,15 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Events a WebSocket subscriber may have queued before it is closed with `koor.lagged`.
     pub subscriber_buffer: usize,
+    /// Delay before each webhook delivery attempt (the first is usually 0); its length is
+    /// the most attempts per delivery.
+    pub webhook_retry_schedule: Vec<Duration>,
+    /// Refuse webhook targets on loopback, private, link-local and unique-local addresses.
+    pub webhook_block_private: bool,
 }
+
+/// The Standard Webhooks retry schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+pub const DEFAULT_WEBHOOK_RETRY_SCHEDULE: &[u64] = &[0, 5, 300, 1800, 7200, 18000, 36000, 36000];
 
 impl Default for Config {
     fn default() -> Self {
@@ -125,6 +133,11 @@ impl Default for Config {
             write_batch_max: 256,
             db_pool_size: 4,
             subscriber_buffer: 1024,
+            webhook_retry_schedule: DEFAULT_WEBHOOK_RETRY_SCHEDULE
+                .iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect(),
+            webhook_block_private: false,
         }
     }
 }
@@ -158,6 +171,8 @@ pub struct Overrides {
     pub write_batch_max: Option<u64>,
     pub db_pool_size: Option<u64>,
     pub subscriber_buffer: Option<u64>,
+    pub webhook_retry_schedule: Option<String>,
+    pub webhook_block_private: Option<bool>,
 }
 
 impl Overrides {
@@ -185,6 +200,8 @@ impl Overrides {
             write_batch_max: self.write_batch_max.or(lower.write_batch_max),
             db_pool_size: self.db_pool_size.or(lower.db_pool_size),
             subscriber_buffer: self.subscriber_buffer.or(lower.subscriber_buffer),
+            webhook_retry_schedule: self.webhook_retry_schedule.or(lower.webhook_retry_schedule),
+            webhook_block_private: self.webhook_block_private.or(lower.webhook_block_private),
         }
     }
 
@@ -225,6 +242,18 @@ impl Overrides {
             write_batch_max: int("KOOR_WRITE_BATCH_MAX")?,
             db_pool_size: int("KOOR_DB_POOL_SIZE")?,
             subscriber_buffer: int("KOOR_SUBSCRIBER_BUFFER")?,
+            webhook_retry_schedule: var("KOOR_WEBHOOK_RETRY_SCHEDULE"),
+            webhook_block_private: var("KOOR_WEBHOOK_BLOCK_PRIVATE")
+                .map(|v| match v.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => Ok(true),
+                    "0" | "false" | "no" | "off" => Ok(false),
+                    _ => Err(ConfigError::invalid(
+                        "KOOR_WEBHOOK_BLOCK_PRIVATE",
+                        &v,
+                        "true or false",
+                    )),
+                })
+                .transpose()?,
         })
     }
 
@@ -268,6 +297,30 @@ fn seconds(name: &str, value: f64, allow_zero: bool) -> Result<Duration, ConfigE
         return Err(ConfigError::invalid(name, &value.to_string(), expected));
     }
     Ok(Duration::from_secs_f64(value))
+}
+
+/// A retry schedule: comma-separated non-negative seconds, 1 to 50 entries.
+fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ConfigError> {
+    let expected = "a comma-separated list of 1 to 50 delays in seconds, e.g. 0,5,300";
+    let delays = raw
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 1e7)
+                .map(Duration::from_secs_f64)
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ConfigError::invalid("webhook_retry_schedule", raw, expected))?;
+    if delays.is_empty() || delays.len() > 50 {
+        return Err(ConfigError::invalid(
+            "webhook_retry_schedule",
+            raw,
+            expected,
+        ));
+    }
+    Ok(delays)
 }
 
 fn optional_period(name: &str, value: f64) -> Result<Option<Duration>, ConfigError> {
@@ -364,6 +417,10 @@ impl Config {
             Some(v) => v as usize,
             None => d.subscriber_buffer,
         };
+        let webhook_retry_schedule = match o.webhook_retry_schedule {
+            Some(raw) => parse_schedule(&raw)?,
+            None => d.webhook_retry_schedule,
+        };
         let data_dir = match o.data_dir {
             Some(v) if !v.is_empty() => PathBuf::from(v),
             _ => d.data_dir,
@@ -385,6 +442,8 @@ impl Config {
             write_batch_max,
             db_pool_size,
             subscriber_buffer,
+            webhook_retry_schedule,
+            webhook_block_private: o.webhook_block_private.unwrap_or(d.webhook_block_private),
         })
     }
 }

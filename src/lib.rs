@@ -31,3 +31,4 @@ pub mod state;
 pub mod supervise;
 pub mod templates;
 pub mod time;
+pub mod webhooks;

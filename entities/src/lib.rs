@@ -8,3 +8,5 @@ pub mod prelude;
 pub mod rule;
 pub mod state_version;
 pub mod template;
+pub mod webhook;
+pub mod webhook_delivery;

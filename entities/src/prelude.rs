@@ -7,3 +7,5 @@ pub use crate::instance::Entity as Instance;
 pub use crate::rule::Entity as Rule;
 pub use crate::state_version::Entity as StateVersion;
 pub use crate::template::Entity as Template;
+pub use crate::webhook::Entity as Webhook;
+pub use crate::webhook_delivery::Entity as WebhookDelivery;

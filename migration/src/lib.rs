@@ -10,6 +10,7 @@ mod m20261121_000005_create_spec_versions;
 mod m20261121_000006_create_rules;
 mod m20261121_000007_create_compliance_runs;
 mod m20261121_000008_create_templates;
+mod m20261121_000009_create_webhooks;
 
 /// All of koor's migrations, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_create_rules::Migration),
             Box::new(m20261121_000007_create_compliance_runs::Migration),
             Box::new(m20261121_000008_create_templates::Migration),
+            Box::new(m20261121_000009_create_webhooks::Migration),
         ]
     }
 }

@@ -59,6 +59,12 @@ pub struct ServeArgs {
     /// Events a WebSocket subscriber may have queued before it is closed with koor.lagged [env KOOR_SUBSCRIBER_BUFFER] (default 1024).
     #[arg(long, value_name = "N")]
     pub subscriber_buffer: Option<u64>,
+    /// Webhook retry delays in seconds, one per attempt, comma-separated [env KOOR_WEBHOOK_RETRY_SCHEDULE] (default 0,5,300,1800,7200,18000,36000,36000).
+    #[arg(long, value_name = "LIST")]
+    pub webhook_retry_schedule: Option<String>,
+    /// Refuse webhook targets on loopback, private, link-local and unique-local addresses [env KOOR_WEBHOOK_BLOCK_PRIVATE].
+    #[arg(long)]
+    pub webhook_block_private: bool,
 }
 
 impl ServeArgs {
@@ -79,6 +85,8 @@ impl ServeArgs {
             write_batch_max: self.write_batch_max,
             db_pool_size: self.db_pool_size,
             subscriber_buffer: self.subscriber_buffer,
+            webhook_retry_schedule: self.webhook_retry_schedule.clone(),
+            webhook_block_private: self.webhook_block_private.then_some(true),
         }
     }
 

@@ -1,0 +1,605 @@
+//! `WebhookDispatcher`: the single owner of the webhook tables and the worker that
+//! delivers events to them, under `actix::Supervisor`.
+//!
+//! Nothing is lost: every webhook has a persisted cursor (the last event turned into
+//! deliveries). A `Pump` step reads committed events after the lowest cursor from the
+//! event log, records one pending delivery per (active webhook, matching event) and moves
+//! the cursors in the same transaction, then starts the due head of every idle webhook's
+//! queue. Per webhook one attempt is in flight at a time, oldest delivery first, so order
+//! is preserved (a delivery waiting for its retry holds back the ones after it). Pumps run
+//! on every live event (the dispatcher subscribes to the bus), on a short timer, and after
+//! every attempt; after a crash or `kill -9` the cursors and pending rows are still there.
+//! Every step runs through `supervise::guarded`: a panic restarts the worker behind the
+//! same `Addr`, and the interrupted delivery, still pending, is attempted again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+
+use super::attempt::{Outcome, decide, send};
+use super::model::{Delivery, Webhook, WebhookError, WebhookIn};
+use super::repository::{NewDelivery, WebhookRepository};
+use super::safety::{GuardedResolver, check_target};
+use crate::events::{
+    BusFrame, Event, EventBus, EventError, GetBusStats, HistoryAfter, HistoryFilter, Subscribe,
+};
+use crate::supervise::{GetMonitorStats, InjectFault, MonitorStats, guarded};
+use crate::time::{format_micros, now_micros};
+
+/// The worker's name in logs and errors.
+const WORKER: &str = "webhook-dispatcher";
+/// Events read from the log per query while turning them into deliveries.
+const SCAN_PAGE: u64 = 500;
+/// How often due retries are looked for without any new event.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Delivery settings.
+#[derive(Clone, Debug)]
+pub struct DispatchSettings {
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Delay before each attempt; its length is the most attempts per delivery.
+    pub schedule: Vec<Duration>,
+    /// Refuse loopback, private, link-local and unique-local targets.
+    pub block_private: bool,
+}
+
+/// Turns new events into deliveries and starts due attempts.
+#[derive(Message)]
+#[rtype(result = "Result<(), WebhookError>")]
+pub struct Pump;
+
+/// Registers a webhook.
+#[derive(Message)]
+#[rtype(result = "Result<Webhook, WebhookError>")]
+pub struct CreateWebhook {
+    pub input: WebhookIn,
+}
+
+/// Every webhook, newest first.
+#[derive(Message)]
+#[rtype(result = "Vec<Webhook>")]
+pub struct ListWebhooks;
+
+/// Deletes a webhook and its pending deliveries.
+#[derive(Message)]
+#[rtype(result = "Result<(), WebhookError>")]
+pub struct DeleteWebhook {
+    pub id: String,
+}
+
+/// Re-activates a webhook and clears its failure count.
+#[derive(Message)]
+#[rtype(result = "Result<Webhook, WebhookError>")]
+pub struct EnableWebhook {
+    pub id: String,
+}
+
+/// Delivers a `webhook.test` payload now and reports whether it succeeded.
+#[derive(Message)]
+#[rtype(result = "Result<(), WebhookError>")]
+pub struct TestWebhook {
+    pub id: String,
+}
+
+/// Up to `limit` deliveries of a webhook, newest first.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Delivery>, WebhookError>")]
+pub struct ListDeliveries {
+    pub id: String,
+    pub limit: u64,
+}
+
+/// Makes a delivery pending again, due now.
+#[derive(Message)]
+#[rtype(result = "Result<Delivery, WebhookError>")]
+pub struct RetryDelivery {
+    pub id: String,
+    pub delivery_id: i64,
+}
+
+/// The webhooks domain actor and delivery worker.
+pub struct WebhookDispatcher {
+    repo: WebhookRepository,
+    events: Addr<EventBus>,
+    hooks: BTreeMap<String, Webhook>,
+    /// Webhooks with an attempt in flight.
+    busy: HashSet<String>,
+    settings: DispatchSettings,
+    client: reqwest::Client,
+    stats: MonitorStats,
+    fault_armed: bool,
+    pump_queued: bool,
+    subscribed: bool,
+}
+
+/// The body of a delivery: compact JSON, identical on every attempt.
+pub fn payload(e: &Event) -> String {
+    json!({
+        "topic": e.topic,
+        "data": e.data,
+        "source": e.source,
+        "event_id": e.id,
+        "created_at": format_micros(e.created_at),
+    })
+    .to_string()
+}
+
+fn random_unit() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
+}
+
+impl WebhookDispatcher {
+    /// Loads the webhooks and starts the dispatcher under a supervisor.
+    pub async fn start(
+        db: DatabaseConnection,
+        events: Addr<EventBus>,
+        settings: DispatchSettings,
+    ) -> Result<Addr<WebhookDispatcher>, String> {
+        let repo = WebhookRepository::new(db);
+        let hooks = repo
+            .load_all()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|h| (h.id.clone(), h))
+            .collect();
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver {
+                block_private: settings.block_private,
+            }))
+            .build()
+            .map_err(|e| format!("cannot create the webhook HTTP client: {e}"))?;
+        Ok(Supervisor::start(move |_| WebhookDispatcher {
+            repo,
+            events,
+            hooks,
+            busy: HashSet::new(),
+            settings,
+            client,
+            stats: MonitorStats::default(),
+            fault_armed: false,
+            pump_queued: false,
+            subscribed: false,
+        }))
+    }
+
+    fn queue_pump(&mut self, ctx: &mut Context<Self>) {
+        if !self.pump_queued {
+            self.pump_queued = true;
+            ctx.notify(Pump);
+        }
+    }
+
+    fn subscribe(&mut self, ctx: &mut Context<Self>) {
+        if !self.subscribed {
+            self.subscribed = true;
+            self.events.do_send(Subscribe {
+                pattern: "*".into(),
+                recipient: ctx.address().recipient(),
+            });
+        }
+    }
+
+    /// Starts one attempt of `delivery` (the head of its webhook's queue).
+    fn start_attempt(&mut self, delivery: Delivery, ctx: &mut Context<Self>) {
+        let Some(hook) = self.hooks.get(&delivery.webhook_id).cloned() else {
+            return;
+        };
+        if !hook.active || !self.busy.insert(hook.id.clone()) {
+            return;
+        }
+        let client = self.client.clone();
+        let repo = self.repo.clone();
+        let schedule = self.settings.schedule.clone();
+        let block_private = self.settings.block_private;
+        let fault = std::mem::take(&mut self.fault_armed);
+        let id = hook.id.clone();
+        let step = guarded(WORKER, move || async move {
+            if fault {
+                panic!("injected fault");
+            }
+            let outcome = send(
+                &client,
+                &hook,
+                &delivery.message_id,
+                delivery.body.as_bytes(),
+                block_private,
+            )
+            .await;
+            let now = now_micros();
+            let record = decide(hook, &delivery, &outcome, &schedule, now, random_unit());
+            if let Outcome::Error(e) = &outcome {
+                tracing::warn!(webhook = %record.webhook.id, delivery = delivery.id, error = %e, "webhook delivery failed");
+            }
+            repo.record(&record, now).await.map(|()| record)
+        });
+        ctx.spawn(step.map(move |outcome, act: &mut Self, ctx| {
+            act.busy.remove(&id);
+            match outcome {
+                Ok(Ok(record)) => {
+                    if let Some(h) = act.hooks.get_mut(&id) {
+                        h.active = record.webhook.active;
+                        h.fail_count = record.webhook.fail_count;
+                        h.last_fired = record.webhook.last_fired;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(webhook = %id, error = %e, "cannot record a webhook attempt")
+                }
+                // The worker is restarting; the delivery is still pending.
+                Err(_) => return,
+            }
+            act.queue_pump(ctx);
+        }));
+    }
+}
+
+impl Actor for WebhookDispatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Also runs after every restart: timers are reset by a restart.
+        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+        self.subscribe(ctx);
+        ctx.run_interval(TICK, |act, ctx| act.queue_pump(ctx));
+        self.queue_pump(ctx);
+    }
+}
+
+impl Supervised for WebhookDispatcher {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.stats.restarts += 1;
+        self.busy.clear();
+        self.pump_queued = false;
+        tracing::warn!(
+            worker = WORKER,
+            restarts = self.stats.restarts,
+            "worker restarted"
+        );
+    }
+}
+
+impl Handler<BusFrame> for WebhookDispatcher {
+    type Result = ();
+
+    fn handle(&mut self, frame: BusFrame, ctx: &mut Self::Context) {
+        match frame {
+            BusFrame::Event(_) => self.queue_pump(ctx),
+            // The log is the source of truth: resubscribe and catch up from the cursors.
+            BusFrame::Lagged => {
+                self.subscribed = false;
+                self.subscribe(ctx);
+                self.queue_pump(ctx);
+            }
+        }
+    }
+}
+
+/// Reads events after the cursors, records deliveries and moves the cursors; answers the
+/// new cursors and the due head of every idle active webhook.
+async fn scan(
+    repo: WebhookRepository,
+    events: Addr<EventBus>,
+    hooks: Vec<Webhook>,
+    idle: Vec<String>,
+) -> Result<(HashMap<String, i64>, Vec<Delivery>), WebhookError> {
+    let mut cursors: HashMap<String, i64> =
+        hooks.iter().map(|h| (h.id.clone(), h.cursor)).collect();
+    while let Some(after) = cursors.values().min().copied() {
+        let page = events
+            .send(HistoryAfter {
+                after,
+                filter: HistoryFilter::default(),
+                limit: SCAN_PAGE,
+            })
+            .await
+            .map_err(|_| WebhookError::Unavailable)?;
+        let page = match page {
+            Ok(page) => page,
+            Err(EventError::Expired { oldest, .. }) => {
+                tracing::error!(
+                    after,
+                    oldest,
+                    "events were pruned before they reached every webhook; raise event_retention"
+                );
+                for c in cursors.values_mut() {
+                    *c = (*c).max(oldest - 1);
+                }
+                continue;
+            }
+            Err(e) => return Err(WebhookError::Storage(e.to_string())),
+        };
+        let Some(last) = page.last().map(|e| e.id) else {
+            break;
+        };
+        let now = now_micros();
+        let mut new = Vec::new();
+        for event in &page {
+            let body = std::cell::OnceCell::new();
+            for hook in &hooks {
+                if hook.active && cursors[&hook.id] < event.id && hook.matches(&event.topic) {
+                    new.push(NewDelivery {
+                        webhook_id: hook.id.clone(),
+                        event_id: event.id,
+                        topic: event.topic.clone(),
+                        message_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+                        body: body.get_or_init(|| payload(event)).clone(),
+                    });
+                }
+            }
+        }
+        let moved: Vec<(String, i64)> = cursors
+            .iter()
+            .filter(|(_, c)| **c < last)
+            .map(|(id, _)| (id.clone(), last))
+            .collect();
+        repo.enqueue(new, &moved, now).await?;
+        for (id, c) in moved {
+            cursors.insert(id, c);
+        }
+        if (page.len() as u64) < SCAN_PAGE {
+            break;
+        }
+    }
+    let now = now_micros();
+    let mut due = Vec::new();
+    for id in idle {
+        if let Some(head) = repo.head(&id).await?
+            && head.next_attempt_at.unwrap_or(0) <= now
+        {
+            due.push(head);
+        }
+    }
+    Ok((cursors, due))
+}
+
+impl Handler<Pump> for WebhookDispatcher {
+    type Result = AtomicResponse<Self, Result<(), WebhookError>>;
+
+    fn handle(&mut self, _: Pump, _: &mut Self::Context) -> Self::Result {
+        self.pump_queued = false;
+        let hooks: Vec<Webhook> = self.hooks.values().cloned().collect();
+        let idle: Vec<String> = hooks
+            .iter()
+            .filter(|h| h.active && !self.busy.contains(&h.id))
+            .map(|h| h.id.clone())
+            .collect();
+        let repo = self.repo.clone();
+        let events = self.events.clone();
+        let step = guarded(WORKER, move || scan(repo, events, hooks, idle));
+        AtomicResponse::new(Box::pin(step.map(|outcome, act: &mut Self, ctx| {
+            let (cursors, due) = outcome??;
+            for (id, c) in cursors {
+                if let Some(h) = act.hooks.get_mut(&id) {
+                    h.cursor = h.cursor.max(c);
+                }
+            }
+            for d in due {
+                act.start_attempt(d, ctx);
+            }
+            act.stats.sweeps += 1;
+            Ok(())
+        })))
+    }
+}
+
+fn fail<T: 'static>(e: WebhookError) -> AtomicResponse<WebhookDispatcher, Result<T, WebhookError>> {
+    AtomicResponse::new(Box::pin(actix::fut::ready(Err(e))))
+}
+
+impl Handler<CreateWebhook> for WebhookDispatcher {
+    type Result = AtomicResponse<Self, Result<Webhook, WebhookError>>;
+
+    fn handle(&mut self, msg: CreateWebhook, _: &mut Self::Context) -> Self::Result {
+        let input = msg.input;
+        let Some(id) = input.id.filter(|i| !i.is_empty()) else {
+            return fail(WebhookError::Invalid("id is required".into()));
+        };
+        if id.contains('/') {
+            return fail(WebhookError::Invalid("id must not contain '/'".into()));
+        }
+        let Some(url) = input.url.filter(|u| !u.is_empty()) else {
+            return fail(WebhookError::Invalid("url is required".into()));
+        };
+        if self.hooks.contains_key(&id) {
+            return fail(WebhookError::Exists(id));
+        }
+        let mut patterns: Vec<String> = input
+            .patterns
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        if patterns.is_empty() {
+            patterns.push("*".into());
+        }
+        let block_private = self.settings.block_private;
+        let events = self.events.clone();
+        let repo = self.repo.clone();
+        let secret = input.secret.unwrap_or_default();
+        let work = async move {
+            check_target(&url, block_private, true)
+                .await
+                .map_err(WebhookError::Invalid)?;
+            // Deliveries start after the newest event at creation time.
+            let cursor = events
+                .send(GetBusStats)
+                .await
+                .map_err(|_| WebhookError::Unavailable)?
+                .last_event_id;
+            let hook = Webhook {
+                id,
+                url,
+                patterns,
+                secret,
+                active: true,
+                fail_count: 0,
+                last_fired: None,
+                created_at: now_micros(),
+                cursor,
+            };
+            repo.save(&hook).await?;
+            Ok(hook)
+        };
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(
+            |result: Result<Webhook, WebhookError>, act, _| {
+                let hook = result?;
+                act.hooks.insert(hook.id.clone(), hook.clone());
+                Ok(hook)
+            },
+        )))
+    }
+}
+
+impl Handler<ListWebhooks> for WebhookDispatcher {
+    type Result = MessageResult<ListWebhooks>;
+
+    fn handle(&mut self, _: ListWebhooks, _: &mut Self::Context) -> Self::Result {
+        let mut hooks: Vec<Webhook> = self.hooks.values().cloned().collect();
+        hooks.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        MessageResult(hooks)
+    }
+}
+
+impl Handler<DeleteWebhook> for WebhookDispatcher {
+    type Result = AtomicResponse<Self, Result<(), WebhookError>>;
+
+    fn handle(&mut self, msg: DeleteWebhook, _: &mut Self::Context) -> Self::Result {
+        if !self.hooks.contains_key(&msg.id) {
+            return fail(WebhookError::NotFound(msg.id));
+        }
+        let repo = self.repo.clone();
+        let id = msg.id.clone();
+        AtomicResponse::new(Box::pin(
+            async move { repo.delete(&id).await }
+                .into_actor(self)
+                .map(move |result, act, _| {
+                    result?;
+                    act.hooks.remove(&msg.id);
+                    Ok(())
+                }),
+        ))
+    }
+}
+
+impl Handler<EnableWebhook> for WebhookDispatcher {
+    type Result = AtomicResponse<Self, Result<Webhook, WebhookError>>;
+
+    fn handle(&mut self, msg: EnableWebhook, _: &mut Self::Context) -> Self::Result {
+        let Some(mut hook) = self.hooks.get(&msg.id).cloned() else {
+            return fail(WebhookError::NotFound(msg.id));
+        };
+        hook.active = true;
+        hook.fail_count = 0;
+        let repo = self.repo.clone();
+        let stored = hook.clone();
+        AtomicResponse::new(Box::pin(
+            async move { repo.save(&stored).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    result?;
+                    if let Some(h) = act.hooks.get_mut(&hook.id) {
+                        h.active = true;
+                        h.fail_count = 0;
+                    }
+                    act.queue_pump(ctx);
+                    Ok(hook)
+                }),
+        ))
+    }
+}
+
+impl Handler<TestWebhook> for WebhookDispatcher {
+    type Result = ResponseFuture<Result<(), WebhookError>>;
+
+    fn handle(&mut self, msg: TestWebhook, _: &mut Self::Context) -> Self::Result {
+        let Some(hook) = self.hooks.get(&msg.id).cloned() else {
+            return Box::pin(async move { Err(WebhookError::NotFound(msg.id)) });
+        };
+        let client = self.client.clone();
+        let block_private = self.settings.block_private;
+        Box::pin(async move {
+            let body = json!({
+                "topic": "webhook.test",
+                "data": {"webhook_id": hook.id, "test": true},
+                "source": "koor",
+                "event_id": 0,
+                "created_at": format_micros(now_micros()),
+            })
+            .to_string();
+            let message_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+            match send(&client, &hook, &message_id, body.as_bytes(), block_private).await {
+                Outcome::Status { code, .. } if code < 300 => Ok(()),
+                Outcome::Status { code, .. } => Err(WebhookError::TestFailed(format!(
+                    "the receiver answered {code}"
+                ))),
+                Outcome::Error(e) => Err(WebhookError::TestFailed(e)),
+            }
+        })
+    }
+}
+
+impl Handler<ListDeliveries> for WebhookDispatcher {
+    type Result = ResponseFuture<Result<Vec<Delivery>, WebhookError>>;
+
+    fn handle(&mut self, msg: ListDeliveries, _: &mut Self::Context) -> Self::Result {
+        if !self.hooks.contains_key(&msg.id) {
+            return Box::pin(async move { Err(WebhookError::NotFound(msg.id)) });
+        }
+        let repo = self.repo.clone();
+        Box::pin(async move { Ok(repo.list(&msg.id, msg.limit).await?) })
+    }
+}
+
+impl Handler<RetryDelivery> for WebhookDispatcher {
+    type Result = AtomicResponse<Self, Result<Delivery, WebhookError>>;
+
+    fn handle(&mut self, msg: RetryDelivery, _: &mut Self::Context) -> Self::Result {
+        if !self.hooks.contains_key(&msg.id) {
+            return fail(WebhookError::NotFound(msg.id));
+        }
+        let repo = self.repo.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                repo.retry(&msg.id, msg.delivery_id, now_micros())
+                    .await?
+                    .ok_or(WebhookError::DeliveryNotFound(msg.id, msg.delivery_id))
+            }
+            .into_actor(self)
+            .map(|result, act, ctx| {
+                if result.is_ok() {
+                    act.queue_pump(ctx);
+                }
+                result
+            }),
+        ))
+    }
+}
+
+impl Handler<InjectFault> for WebhookDispatcher {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
+        self.fault_armed = true;
+    }
+}
+
+impl Handler<GetMonitorStats> for WebhookDispatcher {
+    type Result = MonitorStats;
+
+    fn handle(&mut self, _: GetMonitorStats, _: &mut Self::Context) -> MonitorStats {
+        self.stats
+    }
+}
