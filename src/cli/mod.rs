@@ -13,6 +13,7 @@ mod settings;
 mod specs;
 mod state;
 mod templates;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -90,6 +91,9 @@ pub enum Command {
     /// Rule and contract templates.
     #[command(subcommand)]
     Templates(templates::TemplatesCmd),
+    /// Webhooks: register, test, delivery log, retry, enable.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCmd),
 }
 
 /// Parses the command line and runs it; the process exit code is returned.
@@ -133,6 +137,7 @@ pub fn main() -> ExitCode {
                     Command::Rules(cmd) => rules::run(&client, cmd).await,
                     Command::Compliance(cmd) => compliance::run(&client, cmd).await,
                     Command::Templates(cmd) => templates::run(&client, cmd).await,
+                    Command::Webhooks(cmd) => webhooks::run(&client, cmd).await,
                     Command::Serve(_) | Command::Migrate(_) | Command::Config(_) => {
                         ExitCode::from(2)
                     }

@@ -202,7 +202,11 @@ impl WebhookDispatcher {
         let block_private = self.settings.block_private;
         let fault = std::mem::take(&mut self.fault_armed);
         let id = hook.id.clone();
-        let step = guarded(WORKER, move || async move {
+        // The attempt runs as its own task, not as a future of this actor: while the actor
+        // runs an atomic step (a pump, a create) it polls nothing else, and an attempt
+        // paused between `BEGIN IMMEDIATE` and `COMMIT` would hold the write lock that step
+        // is waiting for. A panic in the task is re-raised inside `guarded`.
+        let task = actix_web::rt::spawn(async move {
             if fault {
                 panic!("injected fault");
             }
@@ -220,6 +224,13 @@ impl WebhookDispatcher {
                 tracing::warn!(webhook = %record.webhook.id, delivery = delivery.id, error = %e, "webhook delivery failed");
             }
             repo.record(&record, now).await.map(|()| record)
+        });
+        let step = guarded(WORKER, move || async move {
+            match task.await {
+                Ok(recorded) => recorded,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(sea_orm::DbErr::Custom(format!("attempt task failed: {e}"))),
+            }
         });
         ctx.spawn(step.map(move |outcome, act: &mut Self, ctx| {
             act.busy.remove(&id);

@@ -19,3 +19,4 @@ mod specs;
 mod state;
 mod templates;
 mod validation;
+mod webhooks;
