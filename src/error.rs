@@ -166,6 +166,17 @@ impl DomainError for actix::MailboxError {
     }
 }
 
+/// The answer of an `AtomicResponse` handler that refuses a message before doing any work
+/// (bad input, unknown id): the error, at once.
+pub fn refuse<A, T, E>(err: E) -> actix::AtomicResponse<A, Result<T, E>>
+where
+    A: actix::Actor,
+    T: 'static,
+    E: 'static,
+{
+    actix::AtomicResponse::new(Box::pin(actix::fut::ready(Err(err))))
+}
+
 /// The cause chain of `err`, for logs.
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();

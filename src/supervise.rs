@@ -52,6 +52,70 @@ pub struct MonitorStats {
     pub restarts: u64,
 }
 
+/// What every supervised worker keeps across its restarts: its counters and the test
+/// fault. A worker holds one in a field named `worker` and gets the `InjectFault` and
+/// `GetMonitorStats` handlers from [`worker_messages!`].
+#[derive(Debug, Default)]
+pub struct WorkerState {
+    stats: MonitorStats,
+    fault_armed: bool,
+}
+
+impl WorkerState {
+    /// The counters.
+    pub fn stats(&self) -> MonitorStats {
+        self.stats
+    }
+
+    /// Makes the next step panic.
+    pub fn arm_fault(&mut self) {
+        self.fault_armed = true;
+    }
+
+    /// Whether this step must panic (disarming the fault).
+    pub fn take_fault(&mut self) -> bool {
+        std::mem::take(&mut self.fault_armed)
+    }
+
+    /// Counts a completed step.
+    pub fn step_done(&mut self) {
+        self.stats.sweeps += 1;
+    }
+
+    /// Counts and logs a restart; call it from `Supervised::restarting`.
+    pub fn restarted(&mut self, worker: &'static str) {
+        self.stats.restarts += 1;
+        tracing::warn!(worker, restarts = self.stats.restarts, "worker restarted");
+    }
+}
+
+/// Implements `InjectFault` and `GetMonitorStats` for a worker actor whose
+/// [`WorkerState`] is its field `worker`.
+macro_rules! worker_messages {
+    ($actor:ty) => {
+        impl actix::Handler<$crate::supervise::InjectFault> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, _: $crate::supervise::InjectFault, _: &mut Self::Context) {
+                self.worker.arm_fault();
+            }
+        }
+
+        impl actix::Handler<$crate::supervise::GetMonitorStats> for $actor {
+            type Result = $crate::supervise::MonitorStats;
+
+            fn handle(
+                &mut self,
+                _: $crate::supervise::GetMonitorStats,
+                _: &mut Self::Context,
+            ) -> $crate::supervise::MonitorStats {
+                self.worker.stats()
+            }
+        }
+    };
+}
+pub(crate) use worker_messages;
+
 /// The text of a panic payload.
 pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {

@@ -10,6 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::{Client, Outcome, path_escape};
+use super::specs::list_arg;
 
 /// `koor register NAME …`
 #[derive(Debug, Args)]
@@ -64,14 +65,6 @@ pub enum MetricsCmd {
     },
     /// Zero the token-tax counters.
     Reset,
-}
-
-fn list_arg(raw: &str) -> Vec<String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
 }
 
 fn query<const N: usize>(

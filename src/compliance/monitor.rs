@@ -13,12 +13,12 @@ use serde_json::json;
 use super::model::{ComplianceError, ComplianceRun};
 use super::repository::RunRepository;
 use crate::contracts::Contract;
-use crate::events::{EventBus, Publish};
+use crate::events::{EventBus, Publish, publish_all};
 use crate::instances::{InstanceFilter, InstanceRegistry, ListInstances, Status};
 use crate::metrics::{AgentMetrics, RecordMetrics};
 use crate::specs::{SpecRegistry, split_key};
 use crate::state::ListPrefix;
-use crate::supervise::{GetMonitorStats, InjectFault, MonitorStats, guarded};
+use crate::supervise::{WorkerState, guarded, worker_messages};
 use crate::time::now_micros;
 
 /// The worker's name in logs and errors; also the `source` of its events.
@@ -51,8 +51,7 @@ pub struct ComplianceMonitor {
     repo: RunRepository,
     deps: ComplianceDeps,
     interval: Option<Duration>,
-    stats: MonitorStats,
-    fault_armed: bool,
+    worker: WorkerState,
 }
 
 impl ComplianceMonitor {
@@ -67,8 +66,7 @@ impl ComplianceMonitor {
             repo,
             deps,
             interval,
-            stats: MonitorStats::default(),
-            fault_armed: false,
+            worker: WorkerState::default(),
         })
     }
 }
@@ -134,23 +132,23 @@ async fn pass(
     }
     repo.insert(&mut runs).await?;
 
-    let publishes = runs.iter().filter(|r| !r.pass).map(|r| {
-        deps.events.send(Publish::system(
-            "compliance.violation",
-            WORKER,
-            json!({
-                "instance_id": r.instance_id,
-                "project": r.project,
-                "contract": r.contract,
-                "violations": r.violations,
-            }),
-        ))
-    });
-    for sent in futures_util::future::join_all(publishes).await {
-        if !matches!(sent, Ok(Ok(_))) {
-            tracing::error!("compliance.violation event could not be published");
-        }
-    }
+    let violations = runs
+        .iter()
+        .filter(|r| !r.pass)
+        .map(|r| {
+            Publish::system(
+                "compliance.violation",
+                WORKER,
+                json!({
+                    "instance_id": r.instance_id,
+                    "project": r.project,
+                    "contract": r.contract,
+                    "violations": r.violations,
+                }),
+            )
+        })
+        .collect();
+    publish_all(&deps.events, violations).await;
     let mut counts: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for r in &runs {
         let c = counts.entry(&r.instance_id).or_default();
@@ -185,12 +183,7 @@ impl Actor for ComplianceMonitor {
 
 impl Supervised for ComplianceMonitor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        self.stats.restarts += 1;
-        tracing::warn!(
-            worker = WORKER,
-            restarts = self.stats.restarts,
-            "worker restarted"
-        );
+        self.worker.restarted(WORKER);
     }
 }
 
@@ -200,11 +193,11 @@ impl Handler<RunOnce> for ComplianceMonitor {
     fn handle(&mut self, _: RunOnce, _: &mut Self::Context) -> Self::Result {
         let repo = self.repo.clone();
         let deps = self.deps.clone();
-        let fault = std::mem::take(&mut self.fault_armed);
+        let fault = self.worker.take_fault();
         let step = guarded(WORKER, move || pass(repo, deps, fault));
         AtomicResponse::new(Box::pin(step.map(|outcome, act: &mut Self, _| {
             let runs = outcome??;
-            act.stats.sweeps += 1;
+            act.worker.step_done();
             if !runs.is_empty() {
                 tracing::info!(runs = runs.len(), "compliance pass done");
             }
@@ -222,18 +215,4 @@ impl Handler<RunHistory> for ComplianceMonitor {
     }
 }
 
-impl Handler<InjectFault> for ComplianceMonitor {
-    type Result = ();
-
-    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
-        self.fault_armed = true;
-    }
-}
-
-impl Handler<GetMonitorStats> for ComplianceMonitor {
-    type Result = MonitorStats;
-
-    fn handle(&mut self, _: GetMonitorStats, _: &mut Self::Context) -> MonitorStats {
-        self.stats
-    }
-}
+worker_messages!(ComplianceMonitor);

@@ -7,9 +7,9 @@ use actix::prelude::*;
 use serde_json::json;
 
 use crate::error::{DomainError, ErrorKind};
-use crate::events::{EventBus, Publish};
+use crate::events::{EventBus, Publish, publish_all};
 use crate::instances::{Instance, InstanceError, InstanceRegistry, MarkStale};
-use crate::supervise::{GetMonitorStats, InjectFault, MonitorStats, WorkerFailed, guarded};
+use crate::supervise::{WorkerFailed, WorkerState, guarded, worker_messages};
 use crate::time::{format_micros, now_micros};
 
 /// The worker's name in logs and errors; also the `source` of `agent.stale` events.
@@ -55,8 +55,7 @@ pub struct LivenessMonitor {
     registry: Addr<InstanceRegistry>,
     events: Addr<EventBus>,
     settings: LivenessSettings,
-    stats: MonitorStats,
-    fault_armed: bool,
+    worker: WorkerState,
 }
 
 impl LivenessMonitor {
@@ -70,8 +69,7 @@ impl LivenessMonitor {
             registry,
             events,
             settings,
-            stats: MonitorStats::default(),
-            fault_armed: false,
+            worker: WorkerState::default(),
         })
     }
 }
@@ -89,12 +87,7 @@ impl Actor for LivenessMonitor {
 
 impl Supervised for LivenessMonitor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        self.stats.restarts += 1;
-        tracing::warn!(
-            worker = WORKER,
-            restarts = self.stats.restarts,
-            "worker restarted"
-        );
+        self.worker.restarted(WORKER);
     }
 }
 
@@ -105,7 +98,7 @@ impl Handler<RunOnce> for LivenessMonitor {
         let registry = self.registry.clone();
         let events = self.events.clone();
         let stale_after = i64::try_from(self.settings.stale_after.as_micros()).unwrap_or(i64::MAX);
-        let fault = std::mem::take(&mut self.fault_armed);
+        let fault = self.worker.take_fault();
         let step = guarded(WORKER, move || async move {
             if fault {
                 panic!("injected fault");
@@ -115,27 +108,23 @@ impl Handler<RunOnce> for LivenessMonitor {
                 .send(MarkStale { seen_before })
                 .await
                 .map_err(|_| SweepError::Unavailable)??;
-            let publishes = moved.iter().map(|inst| {
-                events.send(Publish::system(
-                    "agent.stale",
-                    WORKER,
-                    json!({
-                        "instance_id": inst.id,
-                        "name": inst.name,
-                        "workspace": inst.workspace,
-                        "stack": inst.stack,
-                        "last_seen": format_micros(inst.last_seen),
-                    }),
-                ))
-            });
-            for (inst, sent) in moved
+            let stale = moved
                 .iter()
-                .zip(futures_util::future::join_all(publishes).await)
-            {
-                if !matches!(sent, Ok(Ok(_))) {
-                    tracing::error!(instance = %inst.id, "agent.stale event could not be published");
-                }
-            }
+                .map(|inst| {
+                    Publish::system(
+                        "agent.stale",
+                        WORKER,
+                        json!({
+                            "instance_id": inst.id,
+                            "name": inst.name,
+                            "workspace": inst.workspace,
+                            "stack": inst.stack,
+                            "last_seen": format_micros(inst.last_seen),
+                        }),
+                    )
+                })
+                .collect();
+            publish_all(&events, stale).await;
             if !moved.is_empty() {
                 tracing::info!(count = moved.len(), "instances marked stale");
             }
@@ -143,24 +132,10 @@ impl Handler<RunOnce> for LivenessMonitor {
         });
         AtomicResponse::new(Box::pin(step.map(|outcome, act: &mut Self, _| {
             let moved = outcome??;
-            act.stats.sweeps += 1;
+            act.worker.step_done();
             Ok(moved)
         })))
     }
 }
 
-impl Handler<InjectFault> for LivenessMonitor {
-    type Result = ();
-
-    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
-        self.fault_armed = true;
-    }
-}
-
-impl Handler<GetMonitorStats> for LivenessMonitor {
-    type Result = MonitorStats;
-
-    fn handle(&mut self, _: GetMonitorStats, _: &mut Self::Context) -> MonitorStats {
-        self.stats
-    }
-}
+worker_messages!(LivenessMonitor);

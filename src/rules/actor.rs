@@ -18,6 +18,7 @@ use super::engine::CompiledRule;
 use super::messages::*;
 use super::model::{GLOBAL, Rule, RuleError};
 use super::repository::RuleRepository;
+use crate::error::refuse;
 use crate::events::{EventBus, Publish};
 use crate::time::now_micros;
 
@@ -96,13 +97,6 @@ impl Actor for RuleBook {
     }
 }
 
-fn invalid<T>(e: String) -> AtomicResponse<RuleBook, Result<T, RuleError>>
-where
-    T: 'static,
-{
-    AtomicResponse::new(Box::pin(actix::fut::ready(Err(RuleError::Invalid(e)))))
-}
-
 impl Handler<ReplaceRules> for RuleBook {
     type Result = AtomicResponse<Self, Result<usize, RuleError>>;
 
@@ -114,11 +108,14 @@ impl Handler<ReplaceRules> for RuleBook {
                 Ok(mut r) => {
                     r.created_at = now;
                     if rules.iter().any(|x| x.rule_id == r.rule_id) {
-                        return invalid(format!("item {i}: duplicate rule_id {:?}", r.rule_id));
+                        return refuse(RuleError::Invalid(format!(
+                            "item {i}: duplicate rule_id {:?}",
+                            r.rule_id
+                        )));
                     }
                     rules.push(r);
                 }
-                Err(e) => return invalid(format!("item {i}: {e}")),
+                Err(e) => return refuse(RuleError::Invalid(format!("item {i}: {e}"))),
             }
         }
         let n = rules.len();
@@ -130,14 +127,9 @@ impl Handler<ListRules> for RuleBook {
     type Result = MessageResult<ListRules>;
 
     fn handle(&mut self, msg: ListRules, _: &mut Self::Context) -> Self::Result {
-        let stack = msg.stack.filter(|s| !s.is_empty());
         let rules = self
             .project_rules(&msg.project)
-            .filter(|r| {
-                stack
-                    .as_deref()
-                    .is_none_or(|s| r.rule.stack.is_empty() || r.rule.stack == s)
-            })
+            .filter(|r| r.rule.fits_stack(msg.stack.as_deref()))
             .map(|r| r.rule.clone())
             .collect();
         MessageResult(rules)
@@ -171,15 +163,15 @@ impl Handler<ProposeRule> for RuleBook {
     fn handle(&mut self, msg: ProposeRule, _: &mut Self::Context) -> Self::Result {
         let mut rule = match msg.rule.parse(None, "learned", "proposed") {
             Ok(r) => r,
-            Err(e) => return invalid(e),
+            Err(e) => return refuse(RuleError::Invalid(e)),
         };
         rule.source = "learned".into();
         rule.created_at = now_micros();
         if self.rules.contains_key(&key(&rule)) {
-            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(RuleError::Exists {
+            return refuse(RuleError::Exists {
                 project: rule.project,
                 rule_id: rule.rule_id,
-            }))));
+            });
         }
         let events = self.events.clone();
         let event = Publish::system(
@@ -210,10 +202,10 @@ impl Handler<DecideRule> for RuleBook {
             .filter(|r| r.rule.status == "proposed")
             .map(|r| r.rule.clone());
         let Some(mut rule) = current else {
-            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(RuleError::NotProposed {
+            return refuse(RuleError::NotProposed {
                 project: k.0,
                 rule_id: k.1,
-            }))));
+            });
         };
         rule.status = if msg.accept { "accepted" } else { "rejected" }.into();
         let out = rule.clone();
@@ -253,7 +245,7 @@ impl Handler<ImportRules> for RuleBook {
                     rules.retain(|x| key(x) != key(&r));
                     rules.push(r);
                 }
-                Err(e) => return invalid(format!("item {i}: {e}")),
+                Err(e) => return refuse(RuleError::Invalid(format!("item {i}: {e}"))),
             }
         }
         AtomicResponse::new(self.write(None, rules, total))

@@ -92,10 +92,7 @@ impl CompiledRule {
         if self.rule.status != "accepted" {
             return false;
         }
-        if let Some(stack) = stack.filter(|s| !s.is_empty())
-            && !self.rule.stack.is_empty()
-            && self.rule.stack != stack
-        {
+        if !self.rule.fits_stack(stack) {
             return false;
         }
         match (filename, &self.globs) {

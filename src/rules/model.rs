@@ -49,6 +49,12 @@ pub struct RuleOut<'a> {
 }
 
 impl Rule {
+    /// True when the rule applies to `stack`: a universal rule (empty stack) always does,
+    /// and no (or an empty) requested stack accepts every rule.
+    pub fn fits_stack(&self, stack: Option<&str>) -> bool {
+        stack.is_none_or(|s| s.is_empty() || self.stack.is_empty() || self.stack == s)
+    }
+
     /// The wire shape.
     pub fn out(&self) -> RuleOut<'_> {
         RuleOut {

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::messages::*;
 use super::model::{Template, TemplateError};
 use super::repository::TemplateRepository;
+use crate::error::refuse;
 use crate::rules::{ImportRules, RuleBook, RuleError, RuleIn};
 use crate::specs::{SpecRegistry, spec_key};
 use crate::state::PutValue;
@@ -59,20 +60,16 @@ impl Actor for TemplateLibrary {
     }
 }
 
-fn fail<T: 'static>(e: TemplateError) -> AtomicResponse<TemplateLibrary, Result<T, TemplateError>> {
-    AtomicResponse::new(Box::pin(actix::fut::ready(Err(e))))
-}
-
 impl Handler<CreateTemplate> for TemplateLibrary {
     type Result = AtomicResponse<Self, Result<Arc<Template>, TemplateError>>;
 
     fn handle(&mut self, msg: CreateTemplate, _: &mut Self::Context) -> Self::Result {
         let template = match msg.template.parse(now_micros()) {
             Ok(t) => Arc::new(t),
-            Err(e) => return fail(e),
+            Err(e) => return refuse(e),
         };
         if self.templates.contains_key(&template.id) {
-            return fail(TemplateError::Exists(template.id.clone()));
+            return refuse(TemplateError::Exists(template.id.clone()));
         }
         let repo = self.repo.clone();
         let stored = template.clone();
@@ -128,7 +125,7 @@ impl Handler<DeleteTemplate> for TemplateLibrary {
 
     fn handle(&mut self, msg: DeleteTemplate, _: &mut Self::Context) -> Self::Result {
         if !self.templates.contains_key(&msg.id) {
-            return fail(TemplateError::NotFound(msg.id));
+            return refuse(TemplateError::NotFound(msg.id));
         }
         let repo = self.repo.clone();
         let id = msg.id.clone();

@@ -24,10 +24,12 @@ use super::attempt::{Outcome, decide, send};
 use super::model::{Delivery, Webhook, WebhookError, WebhookIn};
 use super::repository::{NewDelivery, WebhookRepository};
 use super::safety::{GuardedResolver, check_target};
+use crate::error::refuse;
+use crate::events::pattern::TopicPattern;
 use crate::events::{
     BusFrame, Event, EventBus, EventError, GetBusStats, HistoryAfter, HistoryFilter, Subscribe,
 };
-use crate::supervise::{GetMonitorStats, InjectFault, MonitorStats, guarded};
+use crate::supervise::{WorkerState, guarded, worker_messages};
 use crate::time::{format_micros, now_micros};
 
 /// The worker's name in logs and errors.
@@ -111,8 +113,7 @@ pub struct WebhookDispatcher {
     busy: HashSet<String>,
     settings: DispatchSettings,
     client: reqwest::Client,
-    stats: MonitorStats,
-    fault_armed: bool,
+    worker: WorkerState,
     pump_queued: bool,
     subscribed: bool,
 }
@@ -164,8 +165,7 @@ impl WebhookDispatcher {
             busy: HashSet::new(),
             settings,
             client,
-            stats: MonitorStats::default(),
-            fault_armed: false,
+            worker: WorkerState::default(),
             pump_queued: false,
             subscribed: false,
         }))
@@ -200,7 +200,7 @@ impl WebhookDispatcher {
         let repo = self.repo.clone();
         let schedule = self.settings.schedule.clone();
         let block_private = self.settings.block_private;
-        let fault = std::mem::take(&mut self.fault_armed);
+        let fault = self.worker.take_fault();
         let id = hook.id.clone();
         // The attempt runs as its own task, not as a future of this actor: while the actor
         // runs an atomic step (a pump, a create) it polls nothing else, and an attempt
@@ -267,14 +267,9 @@ impl Actor for WebhookDispatcher {
 
 impl Supervised for WebhookDispatcher {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        self.stats.restarts += 1;
+        self.worker.restarted(WORKER);
         self.busy.clear();
         self.pump_queued = false;
-        tracing::warn!(
-            worker = WORKER,
-            restarts = self.stats.restarts,
-            "worker restarted"
-        );
     }
 }
 
@@ -304,6 +299,8 @@ async fn scan(
 ) -> Result<(HashMap<String, i64>, Vec<Delivery>), WebhookError> {
     let mut cursors: HashMap<String, i64> =
         hooks.iter().map(|h| (h.id.clone(), h.cursor)).collect();
+    // Compiled once per pump, not once per (event, webhook).
+    let patterns: Vec<Vec<TopicPattern>> = hooks.iter().map(Webhook::topic_patterns).collect();
     while let Some(after) = cursors.values().min().copied() {
         let page = events
             .send(HistoryAfter {
@@ -335,8 +332,11 @@ async fn scan(
         let mut new = Vec::new();
         for event in &page {
             let body = std::cell::OnceCell::new();
-            for hook in &hooks {
-                if hook.active && cursors[&hook.id] < event.id && hook.matches(&event.topic) {
+            for (hook, patterns) in hooks.iter().zip(&patterns) {
+                if hook.active
+                    && cursors[&hook.id] < event.id
+                    && patterns.iter().any(|p| p.matches(&event.topic))
+                {
                     new.push(NewDelivery {
                         webhook_id: hook.id.clone(),
                         event_id: event.id,
@@ -396,14 +396,10 @@ impl Handler<Pump> for WebhookDispatcher {
             for d in due {
                 act.start_attempt(d, ctx);
             }
-            act.stats.sweeps += 1;
+            act.worker.step_done();
             Ok(())
         })))
     }
-}
-
-fn fail<T: 'static>(e: WebhookError) -> AtomicResponse<WebhookDispatcher, Result<T, WebhookError>> {
-    AtomicResponse::new(Box::pin(actix::fut::ready(Err(e))))
 }
 
 impl Handler<CreateWebhook> for WebhookDispatcher {
@@ -412,16 +408,16 @@ impl Handler<CreateWebhook> for WebhookDispatcher {
     fn handle(&mut self, msg: CreateWebhook, _: &mut Self::Context) -> Self::Result {
         let input = msg.input;
         let Some(id) = input.id.filter(|i| !i.is_empty()) else {
-            return fail(WebhookError::Invalid("id is required".into()));
+            return refuse(WebhookError::Invalid("id is required".into()));
         };
         if id.contains('/') {
-            return fail(WebhookError::Invalid("id must not contain '/'".into()));
+            return refuse(WebhookError::Invalid("id must not contain '/'".into()));
         }
         let Some(url) = input.url.filter(|u| !u.is_empty()) else {
-            return fail(WebhookError::Invalid("url is required".into()));
+            return refuse(WebhookError::Invalid("url is required".into()));
         };
         if self.hooks.contains_key(&id) {
-            return fail(WebhookError::Exists(id));
+            return refuse(WebhookError::Exists(id));
         }
         let mut patterns: Vec<String> = input
             .patterns
@@ -489,7 +485,7 @@ impl Handler<DeleteWebhook> for WebhookDispatcher {
 
     fn handle(&mut self, msg: DeleteWebhook, _: &mut Self::Context) -> Self::Result {
         if !self.hooks.contains_key(&msg.id) {
-            return fail(WebhookError::NotFound(msg.id));
+            return refuse(WebhookError::NotFound(msg.id));
         }
         let repo = self.repo.clone();
         let id = msg.id.clone();
@@ -510,7 +506,7 @@ impl Handler<EnableWebhook> for WebhookDispatcher {
 
     fn handle(&mut self, msg: EnableWebhook, _: &mut Self::Context) -> Self::Result {
         let Some(mut hook) = self.hooks.get(&msg.id).cloned() else {
-            return fail(WebhookError::NotFound(msg.id));
+            return refuse(WebhookError::NotFound(msg.id));
         };
         hook.active = true;
         hook.fail_count = 0;
@@ -579,7 +575,7 @@ impl Handler<RetryDelivery> for WebhookDispatcher {
 
     fn handle(&mut self, msg: RetryDelivery, _: &mut Self::Context) -> Self::Result {
         if !self.hooks.contains_key(&msg.id) {
-            return fail(WebhookError::NotFound(msg.id));
+            return refuse(WebhookError::NotFound(msg.id));
         }
         let repo = self.repo.clone();
         AtomicResponse::new(Box::pin(
@@ -599,18 +595,4 @@ impl Handler<RetryDelivery> for WebhookDispatcher {
     }
 }
 
-impl Handler<InjectFault> for WebhookDispatcher {
-    type Result = ();
-
-    fn handle(&mut self, _: InjectFault, _: &mut Self::Context) {
-        self.fault_armed = true;
-    }
-}
-
-impl Handler<GetMonitorStats> for WebhookDispatcher {
-    type Result = MonitorStats;
-
-    fn handle(&mut self, _: GetMonitorStats, _: &mut Self::Context) -> MonitorStats {
-        self.stats
-    }
-}
+worker_messages!(WebhookDispatcher);

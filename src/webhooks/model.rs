@@ -49,11 +49,9 @@ impl Webhook {
         }
     }
 
-    /// True when any pattern matches `topic`.
-    pub fn matches(&self, topic: &str) -> bool {
-        self.patterns
-            .iter()
-            .any(|p| TopicPattern::new(p).matches(topic))
+    /// The compiled patterns (an event matches when any of them does).
+    pub fn topic_patterns(&self) -> Vec<TopicPattern> {
+        self.patterns.iter().map(|p| TopicPattern::new(p)).collect()
     }
 }
 
