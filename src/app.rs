@@ -10,6 +10,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use sea_orm::DatabaseConnection;
 
+use crate::audit::AuditLog;
 use crate::compliance::{ComplianceDeps, ComplianceMonitor};
 use crate::config::Config;
 use crate::contracts::ContractClient;
@@ -45,6 +46,8 @@ pub enum StartError {
     Migrate(sea_orm::DbErr),
     #[error("cannot load stored data: {0}")]
     Load(sea_orm::DbErr),
+    #[error("cannot set up metrics: {0}")]
+    Metrics(String),
     #[error("cannot listen on {bind}: {source}")]
     Bind {
         bind: String,
@@ -65,6 +68,7 @@ pub struct Domains {
     pub compliance: Addr<ComplianceMonitor>,
     pub templates: Addr<TemplateLibrary>,
     pub webhooks: Addr<WebhookDispatcher>,
+    pub audit: Addr<AuditLog>,
 }
 
 /// A built, bound, not yet running server.
@@ -107,6 +111,10 @@ impl Application {
             })?;
         crate::db::migrate(&db).await.map_err(StartError::Migrate)?;
 
+        let audit = AuditLog::load(db.clone(), config.write_batch_max)
+            .await
+            .map_err(StartError::Load)?
+            .start();
         let bus_settings = BusSettings {
             batch_max: config.write_batch_max,
             retention: config.event_retention,
@@ -187,6 +195,7 @@ impl Application {
             compliance,
             templates,
             webhooks,
+            audit,
         };
 
         let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
@@ -220,6 +229,12 @@ impl Application {
         let compliance_addr = web::Data::new(domains.compliance.clone());
         let templates_addr = web::Data::new(domains.templates.clone());
         let webhooks_addr = web::Data::new(domains.webhooks.clone());
+        let audit_addr = web::Data::new(domains.audit.clone());
+        let http_telemetry = web::Data::new(
+            crate::telemetry::HttpTelemetry::new()
+                .map_err(|e| StartError::Metrics(e.to_string()))?,
+        );
+        let db_data = web::Data::new(db.clone());
         let subscribers = web::Data::new(SubscriberSettings {
             buffer: config.subscriber_buffer,
         });
@@ -241,11 +256,17 @@ impl Application {
                 .app_data(compliance_addr.clone())
                 .app_data(templates_addr.clone())
                 .app_data(webhooks_addr.clone())
+                .app_data(audit_addr.clone())
                 .app_data(contract_client.clone())
                 .app_data(subscribers.clone())
-                // The last `wrap` runs first: auth and size checks, then call counting.
+                .app_data(http_telemetry.clone())
+                .app_data(db_data.clone())
+                // The last `wrap` runs first: timing, auth and size checks, who is calling,
+                // then call counting.
                 .wrap(from_fn(crate::metrics::count_calls))
+                .wrap(from_fn(crate::http::identify))
                 .wrap(from_fn(crate::http::gate))
+                .wrap(from_fn(crate::telemetry::observe))
                 .service(
                     web::resource("/health")
                         .route(web::get().to(crate::http::health))
@@ -262,6 +283,8 @@ impl Application {
                 .configure(crate::instances::routes)
                 .configure(crate::liveness::routes)
                 .configure(crate::metrics::routes)
+                .configure(crate::audit::routes)
+                .configure(crate::telemetry::routes)
                 .default_service(web::to(crate::http::not_found))
         })
         .workers(workers())

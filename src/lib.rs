@@ -13,6 +13,7 @@
 //! `batch` (group commit), `supervise` (panic-safe workers), `cli`.
 
 pub mod app;
+pub mod audit;
 pub mod batch;
 pub mod cli;
 pub mod compliance;
@@ -29,6 +30,7 @@ pub mod rules;
 pub mod specs;
 pub mod state;
 pub mod supervise;
+pub mod telemetry;
 pub mod templates;
 pub mod time;
 pub mod webhooks;

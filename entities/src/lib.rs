@@ -1,6 +1,7 @@
 //! SeaORM entities: one module per table. Only the owning domain actor's repository uses them.
 
 pub mod agent_metric;
+pub mod audit_entry;
 pub mod compliance_run;
 pub mod event;
 pub mod instance;

@@ -1,6 +1,7 @@
 //! Short names for the entities.
 
 pub use crate::agent_metric::Entity as AgentMetric;
+pub use crate::audit_entry::Entity as AuditEntry;
 pub use crate::compliance_run::Entity as ComplianceRun;
 pub use crate::event::Entity as Event;
 pub use crate::instance::Entity as Instance;

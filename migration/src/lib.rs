@@ -11,6 +11,7 @@ mod m20261121_000006_create_rules;
 mod m20261121_000007_create_compliance_runs;
 mod m20261121_000008_create_templates;
 mod m20261121_000009_create_webhooks;
+mod m20261121_000010_create_audit_log;
 
 /// All of koor's migrations, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000007_create_compliance_runs::Migration),
             Box::new(m20261121_000008_create_templates::Migration),
             Box::new(m20261121_000009_create_webhooks::Migration),
+            Box::new(m20261121_000010_create_audit_log::Migration),
         ]
     }
 }

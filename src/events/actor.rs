@@ -30,6 +30,7 @@ type Outcome = Result<Arc<Event>, EventError>;
 struct Subscriber {
     pattern: TopicPattern,
     recipient: Recipient<BusFrame>,
+    client: bool,
 }
 
 struct Waiter {
@@ -65,6 +66,8 @@ pub struct EventBus {
     subscribers: HashMap<u64, Subscriber>,
     next_subscriber: u64,
     waiters: Vec<Waiter>,
+    /// Events committed since this process started.
+    published: u64,
 }
 
 impl EventBus {
@@ -92,6 +95,7 @@ impl EventBus {
             subscribers: HashMap::new(),
             next_subscriber: 1,
             waiters: Vec::new(),
+            published: 0,
         })
     }
 
@@ -139,6 +143,7 @@ impl EventBus {
 
     fn fan_out(&mut self, event: &Arc<Event>) {
         self.last_committed = event.id;
+        self.published += 1;
         self.subscribers.retain(|id, sub| {
             if !sub.pattern.matches(&event.topic) {
                 return true;
@@ -286,6 +291,7 @@ impl Handler<Subscribe> for EventBus {
             Subscriber {
                 pattern: TopicPattern::new(&msg.pattern),
                 recipient: msg.recipient,
+                client: msg.client,
             },
         );
         Subscribed {
@@ -331,7 +337,8 @@ impl Handler<GetBusStats> for EventBus {
     fn handle(&mut self, _: GetBusStats, _: &mut Self::Context) -> BusStats {
         BusStats {
             last_event_id: self.last_assigned,
-            subscribers: self.subscribers.len(),
+            subscribers: self.subscribers.values().filter(|s| s.client).count(),
+            published: self.published,
         }
     }
 }

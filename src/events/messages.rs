@@ -91,6 +91,9 @@ pub enum BusFrame {
 pub struct Subscribe {
     pub pattern: String,
     pub recipient: Recipient<BusFrame>,
+    /// A client connection (a WebSocket session), as opposed to a consumer inside the
+    /// server; only clients are counted as subscribers in the metrics.
+    pub client: bool,
 }
 
 /// The answer to [`Subscribe`].
@@ -122,5 +125,8 @@ pub struct GetBusStats;
 #[derive(Debug, Clone, Copy, actix::MessageResponse)]
 pub struct BusStats {
     pub last_event_id: i64,
+    /// Client subscriptions (WebSocket sessions).
     pub subscribers: usize,
+    /// Events committed since this process started.
+    pub published: u64,
 }

@@ -13,8 +13,7 @@ use super::messages::*;
 use super::model::HistoryFilter;
 use super::ws::Subscription;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{JsonBody, method_not_allowed, parse_limit};
-use crate::time::parse_instant;
+use crate::http::{JsonBody, instant_param, method_not_allowed, parse_limit};
 
 /// Registers the event routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -94,15 +93,6 @@ struct HistoryQuery {
     source: Option<String>,
 }
 
-fn instant(name: &str, raw: Option<&str>) -> ApiResult<Option<i64>> {
-    match raw {
-        None | Some("") => Ok(None),
-        Some(v) => parse_instant(v)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad_request(format!("{name} is not an ISO 8601 time: {v:?}"))),
-    }
-}
-
 fn parse_query(req: &HttpRequest) -> ApiResult<HistoryQuery> {
     crate::http::parse_query(req)
 }
@@ -130,8 +120,8 @@ async fn history(req: HttpRequest, bus: web::Data<Addr<EventBus>>) -> ApiResult<
     let after = cursor(q.after.as_deref())?;
     let filter = HistoryFilter {
         topic: q.topic.filter(|t| !t.is_empty()),
-        from: instant("from", q.from.as_deref())?,
-        to: instant("to", q.to.as_deref())?,
+        from: instant_param("from", q.from.as_deref())?,
+        to: instant_param("to", q.to.as_deref())?,
         source: q.source.filter(|s| !s.is_empty()),
         until_id: None,
     };

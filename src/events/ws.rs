@@ -128,6 +128,7 @@ impl Actor for Subscription {
         let subscribe = Subscribe {
             pattern: self.pattern.clone(),
             recipient: ctx.address().recipient(),
+            client: true,
         };
         self.bus
             .send(subscribe)

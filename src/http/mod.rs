@@ -2,14 +2,16 @@
 //! 404/405 fallbacks and `/health`.
 
 mod body;
+mod caller;
 mod gate;
 mod health;
 mod query;
 
 pub use body::{JsonBody, RawBody};
+pub use caller::{Agent, Caller, INSTANCE_HEADER, INSTANCE_TOKEN_HEADER, identify};
 pub use gate::{AuthToken, BodyLimit, gate};
 pub use health::{ServerInfo, health};
-pub use query::{Query, parse_limit, parse_query};
+pub use query::{Query, instant_param, parse_limit, parse_query};
 
 use actix_web::{HttpRequest, HttpResponse};
 

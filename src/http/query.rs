@@ -44,6 +44,17 @@ pub fn parse_limit(raw: Option<&str>, default: u64) -> u64 {
     }
 }
 
+/// An optional instant parameter (`from`, `to`): absent or empty is `None`; anything
+/// [`crate::time::parse_instant`] rejects is a 400 naming the parameter.
+pub fn instant_param(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(v) => crate::time::parse_instant(v)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("{name} is not an ISO 8601 time: {v:?}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

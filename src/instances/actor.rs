@@ -22,6 +22,7 @@ use super::model::{Instance, InstanceError, Status, StatusCounts, token_digest};
 use super::repository::InstanceRepository;
 use crate::batch::{Batch, WriteQueue};
 use crate::events::{EventBus, Publish};
+use crate::http::Agent;
 use crate::metrics::{AgentMetrics, RecordMetrics};
 use crate::time::now_micros;
 
@@ -399,13 +400,18 @@ impl Handler<MarkStale> for InstanceRegistry {
 }
 
 impl Handler<Identify> for InstanceRegistry {
-    type Result = Option<String>;
+    type Result = Option<Agent>;
 
     fn handle(&mut self, msg: Identify, _: &mut Self::Context) -> Self::Result {
-        if let Some(token) = msg.token.filter(|t| !t.is_empty()) {
-            return self.by_token.get(&token_digest(&token)).cloned();
-        }
-        msg.id.filter(|id| self.current.contains_key(id))
+        let id = match msg.token.filter(|t| !t.is_empty()) {
+            Some(token) => self.by_token.get(&token_digest(&token))?.clone(),
+            None => msg.id?,
+        };
+        let instance = self.current.get(&id)?;
+        Some(Agent {
+            id,
+            name: instance.name.clone(),
+        })
     }
 }
 

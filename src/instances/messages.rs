@@ -105,9 +105,9 @@ pub struct MarkStale {
     pub seen_before: i64,
 }
 
-/// The id of the registered instance a request names, by id or by token.
+/// The registered instance a request names, by token (when given) or by id.
 #[derive(Message)]
-#[rtype(result = "Option<String>")]
+#[rtype(result = "Option<crate::http::Agent>")]
 pub struct Identify {
     pub id: Option<String>,
     pub token: Option<String>,

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::actor::InstanceRegistry;
 use super::messages::*;
 use super::model::{Instance, InstanceFilter, Status};
+use crate::audit::{Audit, Auditor};
 use crate::error::ApiResult;
 use crate::http::{JsonBody, Query, method_not_allowed};
 
@@ -86,6 +87,7 @@ fn listing(items: &[std::sync::Arc<Instance>]) -> HttpResponse {
 
 async fn register(
     registry: Registry,
+    audit: Auditor,
     JsonBody(body): JsonBody<RegisterIn>,
 ) -> ApiResult<HttpResponse> {
     let msg = RegisterInstance::new(
@@ -96,6 +98,11 @@ async fn register(
         body.capabilities,
     )?;
     let done = registry.send(msg).await??;
+    let inst = &done.instance;
+    let entry = Audit::new("instance.register", inst.id.as_str())
+        .actor(inst.name.as_str())
+        .with("workspace", inst.workspace.as_str());
+    audit.record(entry).await?;
     let mut out = done.instance.out();
     out.token = Some(&done.token);
     Ok(HttpResponse::Ok().json(out))
@@ -130,12 +137,19 @@ async fn get(registry: Registry, id: web::Path<String>) -> ApiResult<HttpRespons
     Ok(HttpResponse::Ok().json(inst.out()))
 }
 
-async fn deregister(registry: Registry, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn deregister(
+    registry: Registry,
+    audit: Auditor,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let gone = registry
         .send(Deregister {
             id: id.into_inner(),
         })
         .await??;
+    audit
+        .record(Audit::new("instance.deregister", gone.id.as_str()))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": gone.id})))
 }
 
@@ -148,17 +162,25 @@ async fn heartbeat(registry: Registry, id: web::Path<String>) -> ApiResult<HttpR
     Ok(HttpResponse::Ok().json(json!({"id": inst.id, "status": "ok"})))
 }
 
-async fn activate(registry: Registry, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn activate(
+    registry: Registry,
+    audit: Auditor,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let inst = registry
         .send(Activate {
             id: id.into_inner(),
         })
         .await??;
+    audit
+        .record(Audit::new("instance.activate", inst.id.as_str()))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"id": inst.id, "status": inst.status.as_str()})))
 }
 
 async fn capabilities(
     registry: Registry,
+    audit: Auditor,
     id: web::Path<String>,
     JsonBody(body): JsonBody<CapabilitiesIn>,
 ) -> ApiResult<HttpResponse> {
@@ -168,5 +190,8 @@ async fn capabilities(
             capabilities: body.capabilities.unwrap_or_default(),
         })
         .await??;
+    let entry = Audit::new("instance.capabilities", inst.id.as_str())
+        .with("capabilities", json!(inst.capabilities));
+    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(json!({"id": inst.id, "capabilities": inst.capabilities})))
 }

@@ -8,20 +8,15 @@ use actix_web::Error;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpMessage, web};
 use serde::Serialize;
 
 use super::actor::AgentMetrics;
 use super::messages::RecordMetrics;
-use crate::instances::{Identify, InstanceRegistry};
+use crate::http::Caller;
 
 /// Tokens an MCP call is estimated to cost, and a REST call to save.
 pub const TOKENS_PER_CALL: u64 = 300;
-
-/// Header naming the calling agent by instance id.
-pub const INSTANCE_HEADER: &str = "x-koor-instance";
-/// Header naming the calling agent by instance token.
-pub const INSTANCE_TOKEN_HEADER: &str = "x-koor-instance-token";
 
 /// In-memory call counters (reset on restart and by `POST /api/metrics/reset`).
 #[derive(Debug, Default)]
@@ -98,16 +93,9 @@ impl TokenTax {
     }
 }
 
-fn header(req: &ServiceRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 /// Counts the call (after auth: it runs inside the gate) and, for a REST call naming a
-/// registered instance, adds one to that agent's `rest_calls` without delaying the request.
+/// registered instance (resolved by [`crate::http::identify`], which runs first), adds one
+/// to that agent's `rest_calls` without delaying the request.
 pub async fn count_calls(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -117,18 +105,13 @@ pub async fn count_calls(
         tax.count(kind);
     }
     if kind == CallKind::Rest {
-        let id = header(&req, INSTANCE_HEADER);
-        let token = header(&req, INSTANCE_TOKEN_HEADER);
-        let registry = req.app_data::<web::Data<Addr<InstanceRegistry>>>().cloned();
-        let metrics = req.app_data::<web::Data<Addr<AgentMetrics>>>().cloned();
-        if let (true, Some(registry), Some(metrics)) =
-            (id.is_some() || token.is_some(), registry, metrics)
+        let caller = req
+            .extensions()
+            .get::<Caller>()
+            .and_then(|c| c.id().map(str::to_string));
+        if let (Some(id), Some(metrics)) = (caller, req.app_data::<web::Data<Addr<AgentMetrics>>>())
         {
-            actix_web::rt::spawn(async move {
-                if let Ok(Some(id)) = registry.send(Identify { id, token }).await {
-                    metrics.do_send(RecordMetrics::one(&id, "rest_calls", 1));
-                }
-            });
+            metrics.do_send(RecordMetrics::one(&id, "rest_calls", 1));
         }
     }
     next.call(req).await

@@ -9,6 +9,7 @@ use super::actor::RuleBook;
 use super::engine::validate;
 use super::messages::*;
 use super::model::{Rule, RuleIn};
+use crate::audit::{Audit, Auditor};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{JsonBody, Query, method_not_allowed};
 
@@ -132,8 +133,15 @@ async fn check(
     })))
 }
 
-async fn propose(rules: Rules, JsonBody(body): JsonBody<RuleIn>) -> ApiResult<HttpResponse> {
+async fn propose(
+    rules: Rules,
+    audit: Auditor,
+    JsonBody(body): JsonBody<RuleIn>,
+) -> ApiResult<HttpResponse> {
     let rule = rules.send(ProposeRule { rule: body }).await??;
+    let entry = Audit::new("rule.propose", format!("{}/{}", rule.project, rule.rule_id))
+        .actor(rule.proposed_by.as_str());
+    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(json!({
         "project": rule.project,
         "rule_id": rule.rule_id,
@@ -141,7 +149,12 @@ async fn propose(rules: Rules, JsonBody(body): JsonBody<RuleIn>) -> ApiResult<Ht
     })))
 }
 
-async fn decide(rules: Rules, path: (String, String), accept: bool) -> ApiResult<HttpResponse> {
+async fn decide(
+    rules: Rules,
+    audit: Auditor,
+    path: (String, String),
+    accept: bool,
+) -> ApiResult<HttpResponse> {
     let (project, rule_id) = path;
     let rule = rules
         .send(DecideRule {
@@ -150,6 +163,9 @@ async fn decide(rules: Rules, path: (String, String), accept: bool) -> ApiResult
             accept,
         })
         .await??;
+    let action = if accept { "rule.accept" } else { "rule.reject" };
+    let resource = format!("{}/{}", rule.project, rule.rule_id);
+    audit.record(Audit::new(action, resource)).await?;
     Ok(HttpResponse::Ok().json(json!({
         "project": rule.project,
         "rule_id": rule.rule_id,
@@ -157,12 +173,20 @@ async fn decide(rules: Rules, path: (String, String), accept: bool) -> ApiResult
     })))
 }
 
-async fn accept(rules: Rules, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
-    decide(rules, path.into_inner(), true).await
+async fn accept(
+    rules: Rules,
+    audit: Auditor,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    decide(rules, audit, path.into_inner(), true).await
 }
 
-async fn reject(rules: Rules, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
-    decide(rules, path.into_inner(), false).await
+async fn reject(
+    rules: Rules,
+    audit: Auditor,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    decide(rules, audit, path.into_inner(), false).await
 }
 
 async fn export(rules: Rules, q: Query<SourceQuery>) -> ApiResult<HttpResponse> {
@@ -178,7 +202,11 @@ async fn export(rules: Rules, q: Query<SourceQuery>) -> ApiResult<HttpResponse> 
     Ok(HttpResponse::Ok().json(listing(&found)))
 }
 
-async fn import(rules: Rules, JsonBody(items): JsonBody<Vec<RuleIn>>) -> ApiResult<HttpResponse> {
+async fn import(
+    rules: Rules,
+    audit: Auditor,
+    JsonBody(items): JsonBody<Vec<RuleIn>>,
+) -> ApiResult<HttpResponse> {
     if items.is_empty() {
         return Err(ApiError::bad_request(
             "a non-empty JSON array of rules is required",
@@ -190,5 +218,7 @@ async fn import(rules: Rules, JsonBody(items): JsonBody<Vec<RuleIn>>) -> ApiResu
             project: None,
         })
         .await??;
+    let entry = Audit::new("rules.import", "bulk").with("count", imported);
+    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(json!({"imported": imported})))
 }

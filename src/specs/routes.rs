@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::schema::SchemaCache;
 use super::{SpecRegistry, spec_key, split_key};
+use crate::audit::{Audit, Auditor};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Query, RawBody, method_not_allowed};
 use crate::state::{
@@ -92,6 +93,7 @@ async fn put(
     cache: web::Data<SchemaCache>,
     path: web::Path<(String, String)>,
     q: Query<WriteQuery>,
+    audit: Auditor,
     RawBody(value): RawBody,
 ) -> ApiResult<HttpResponse> {
     let (project, name) = path.into_inner();
@@ -123,6 +125,8 @@ async fn put(
             preconditions,
         })
         .await??;
+    let put = Audit::new("spec.put", spec_key(&project, &name)).with("version", entry.version);
+    audit.record(put).await?;
     Ok(HttpResponse::Ok().json(json!({
         "project": project,
         "name": name,
@@ -137,6 +141,7 @@ async fn delete(
     specs: Specs,
     path: web::Path<(String, String)>,
     q: Query<WriteQuery>,
+    audit: Auditor,
 ) -> ApiResult<HttpResponse> {
     let (project, name) = path.into_inner();
     let preconditions = preconditions(req.headers(), q.into_inner().if_version.as_deref())?;
@@ -147,5 +152,8 @@ async fn delete(
             preconditions,
         })
         .await??;
+    audit
+        .record(Audit::new("spec.delete", key.as_str()))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": key})))
 }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use super::actor::StateStore;
 use super::messages::*;
 use super::model::{Precondition, StateEntry, if_none_match_hits};
+use crate::audit::{Audit, Auditor};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{RawBody, method_not_allowed, parse_limit};
 use crate::time::format_micros;
@@ -215,6 +216,7 @@ fn written(entry: &StateEntry) -> serde_json::Value {
 async fn put(
     req: HttpRequest,
     store: web::Data<Addr<StateStore>>,
+    audit: Auditor,
     RawBody(value): RawBody,
 ) -> ApiResult<HttpResponse> {
     let key = key_of(&req)?;
@@ -241,12 +243,15 @@ async fn put(
             preconditions,
         })
         .await??;
+    let entry_audit = Audit::new("state.put", entry.key.as_str()).with("version", entry.version);
+    audit.record(entry_audit).await?;
     Ok(HttpResponse::Ok().json(written(&entry)))
 }
 
 async fn rollback(
     req: HttpRequest,
     store: web::Data<Addr<StateStore>>,
+    audit: Auditor,
     _body: RawBody,
 ) -> ApiResult<HttpResponse> {
     let key = key_of(&req)?;
@@ -264,6 +269,10 @@ async fn rollback(
             preconditions,
         })
         .await??;
+    let rolled = Audit::new("state.rollback", entry.key.as_str())
+        .with("from_version", version)
+        .with("new_version", entry.version);
+    audit.record(rolled).await?;
     Ok(HttpResponse::Ok().json(json!({
         "key": entry.key,
         "version": entry.version,
@@ -273,7 +282,11 @@ async fn rollback(
     })))
 }
 
-async fn delete(req: HttpRequest, store: web::Data<Addr<StateStore>>) -> ApiResult<HttpResponse> {
+async fn delete(
+    req: HttpRequest,
+    store: web::Data<Addr<StateStore>>,
+    audit: Auditor,
+) -> ApiResult<HttpResponse> {
     let key = key_of(&req)?;
     let q = query(&req)?;
     let preconditions = preconditions(req.headers(), q.if_version.as_deref())?;
@@ -283,5 +296,8 @@ async fn delete(req: HttpRequest, store: web::Data<Addr<StateStore>>) -> ApiResu
             preconditions,
         })
         .await??;
+    audit
+        .record(Audit::new("state.delete", key.as_str()))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": key})))
 }

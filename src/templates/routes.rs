@@ -8,6 +8,7 @@ use serde_json::json;
 use super::actor::TemplateLibrary;
 use super::messages::*;
 use super::model::TemplateIn;
+use crate::audit::{Audit, Auditor};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{JsonBody, Query, method_not_allowed};
 
@@ -46,8 +47,14 @@ struct ApplyIn {
     project: Option<String>,
 }
 
-async fn create(lib: Library, JsonBody(body): JsonBody<TemplateIn>) -> ApiResult<HttpResponse> {
+async fn create(
+    lib: Library,
+    audit: Auditor,
+    JsonBody(body): JsonBody<TemplateIn>,
+) -> ApiResult<HttpResponse> {
     let t = lib.send(CreateTemplate { template: body }).await??;
+    let entry = Audit::new("template.create", t.id.as_str()).with("kind", t.kind.as_str());
+    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(t.out(true)))
 }
 
@@ -72,14 +79,18 @@ async fn get(lib: Library, id: web::Path<String>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(t.out(true)))
 }
 
-async fn delete(lib: Library, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn delete(lib: Library, audit: Auditor, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
     lib.send(DeleteTemplate { id: id.clone() }).await??;
+    audit
+        .record(Audit::new("template.delete", id.as_str()))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": id})))
 }
 
 async fn apply(
     lib: Library,
+    audit: Auditor,
     id: web::Path<String>,
     JsonBody(body): JsonBody<ApplyIn>,
 ) -> ApiResult<HttpResponse> {
@@ -97,5 +108,9 @@ async fn apply(
             project: project.clone(),
         })
         .await??;
+    let entry = Audit::new("template.apply", id.as_str())
+        .with("project", project.as_str())
+        .with("kind", kind.as_str());
+    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(json!({"applied": id, "project": project, "kind": kind})))
 }

@@ -21,7 +21,7 @@ use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use super::attempt::{Outcome, decide, send};
-use super::model::{Delivery, Webhook, WebhookError, WebhookIn};
+use super::model::{Delivery, DeliveryState, Webhook, WebhookError, WebhookIn};
 use super::repository::{NewDelivery, WebhookRepository};
 use super::safety::{GuardedResolver, check_target};
 use crate::error::refuse;
@@ -104,6 +104,24 @@ pub struct RetryDelivery {
     pub delivery_id: i64,
 }
 
+/// Attempts finished since this process started, by outcome, and the deliveries waiting.
+#[derive(Message)]
+#[rtype(result = "Result<DispatchStats, WebhookError>")]
+pub struct GetDispatchStats;
+
+/// The answer to [`GetDispatchStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchStats {
+    /// Attempts that delivered.
+    pub delivered: u64,
+    /// Failed attempts that will be retried.
+    pub retrying: u64,
+    /// Failed attempts that gave up (last attempt, or a status that is not retried).
+    pub failed: u64,
+    /// Deliveries pending now.
+    pub queue_depth: u64,
+}
+
 /// The webhooks domain actor and delivery worker.
 pub struct WebhookDispatcher {
     repo: WebhookRepository,
@@ -116,6 +134,8 @@ pub struct WebhookDispatcher {
     worker: WorkerState,
     pump_queued: bool,
     subscribed: bool,
+    /// Counts of finished attempts (the `queue_depth` of [`DispatchStats`] is read anew).
+    attempts: DispatchStats,
 }
 
 /// The body of a delivery: compact JSON, identical on every attempt.
@@ -166,6 +186,7 @@ impl WebhookDispatcher {
             settings,
             client,
             worker: WorkerState::default(),
+            attempts: DispatchStats::default(),
             pump_queued: false,
             subscribed: false,
         }))
@@ -184,6 +205,7 @@ impl WebhookDispatcher {
             self.events.do_send(Subscribe {
                 pattern: "*".into(),
                 recipient: ctx.address().recipient(),
+                client: false,
             });
         }
     }
@@ -236,6 +258,11 @@ impl WebhookDispatcher {
             act.busy.remove(&id);
             match outcome {
                 Ok(Ok(record)) => {
+                    match record.state {
+                        DeliveryState::Delivered => act.attempts.delivered += 1,
+                        DeliveryState::Pending => act.attempts.retrying += 1,
+                        DeliveryState::Failed => act.attempts.failed += 1,
+                    }
                     if let Some(h) = act.hooks.get_mut(&id) {
                         h.active = record.webhook.active;
                         h.fail_count = record.webhook.fail_count;
@@ -592,6 +619,21 @@ impl Handler<RetryDelivery> for WebhookDispatcher {
                 result
             }),
         ))
+    }
+}
+
+impl Handler<GetDispatchStats> for WebhookDispatcher {
+    type Result = ResponseFuture<Result<DispatchStats, WebhookError>>;
+
+    fn handle(&mut self, _: GetDispatchStats, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        let attempts = self.attempts;
+        Box::pin(async move {
+            Ok(DispatchStats {
+                queue_depth: repo.pending_count().await?,
+                ..attempts
+            })
+        })
     }
 }
 

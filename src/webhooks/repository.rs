@@ -5,7 +5,8 @@ use entities::webhook::{self, Entity as Hooks};
 use entities::webhook_delivery::{self, Column as D, Entity as Deliveries};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use super::model::{Delivery, DeliveryState, Webhook};
@@ -174,6 +175,14 @@ impl WebhookRepository {
                 .await?;
         }
         txn.commit().await
+    }
+
+    /// Deliveries waiting to be attempted, across all webhooks.
+    pub async fn pending_count(&self) -> Result<u64, DbErr> {
+        Deliveries::find()
+            .filter(D::State.eq(DeliveryState::Pending.as_str()))
+            .count(&self.db)
+            .await
     }
 
     /// The oldest pending delivery of a webhook (the head of its queue).

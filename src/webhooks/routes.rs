@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::dispatcher::*;
 use super::model::WebhookIn;
+use crate::audit::{Audit, Auditor};
 use crate::error::ApiResult;
 use crate::http::{JsonBody, Query, method_not_allowed, parse_limit};
 
@@ -55,9 +56,12 @@ struct LimitQuery {
 
 async fn create(
     hooks: Dispatcher,
+    audit: Auditor,
     JsonBody(input): JsonBody<WebhookIn>,
 ) -> ApiResult<HttpResponse> {
     let hook = hooks.send(CreateWebhook { input }).await??;
+    let entry = Audit::new("webhook.create", hook.id.as_str()).with("url", hook.url.as_str());
+    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(hook.out()))
 }
 
@@ -67,9 +71,16 @@ async fn list(hooks: Dispatcher) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(out))
 }
 
-async fn delete(hooks: Dispatcher, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn delete(
+    hooks: Dispatcher,
+    audit: Auditor,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
     hooks.send(DeleteWebhook { id: id.clone() }).await??;
+    audit
+        .record(Audit::new("webhook.delete", id.as_str()))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": id})))
 }
 
@@ -79,12 +90,19 @@ async fn test(hooks: Dispatcher, id: web::Path<String>) -> ApiResult<HttpRespons
     Ok(HttpResponse::Ok().json(json!({"tested": id, "status": "ok"})))
 }
 
-async fn enable(hooks: Dispatcher, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn enable(
+    hooks: Dispatcher,
+    audit: Auditor,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let hook = hooks
         .send(EnableWebhook {
             id: id.into_inner(),
         })
         .await??;
+    audit
+        .record(Audit::new("webhook.enable", hook.id.as_str()))
+        .await?;
     Ok(HttpResponse::Ok().json(hook.out()))
 }
 
@@ -103,8 +121,19 @@ async fn deliveries(
     Ok(HttpResponse::Ok().json(out))
 }
 
-async fn retry(hooks: Dispatcher, path: web::Path<(String, i64)>) -> ApiResult<HttpResponse> {
+async fn retry(
+    hooks: Dispatcher,
+    audit: Auditor,
+    path: web::Path<(String, i64)>,
+) -> ApiResult<HttpResponse> {
     let (id, delivery_id) = path.into_inner();
-    let d = hooks.send(RetryDelivery { id, delivery_id }).await??;
+    let d = hooks
+        .send(RetryDelivery {
+            id: id.clone(),
+            delivery_id,
+        })
+        .await??;
+    let entry = Audit::new("webhook.retry", id).with("delivery_id", delivery_id);
+    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(d.out()))
 }

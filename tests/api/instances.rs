@@ -313,7 +313,7 @@ async fn instances_survive_a_restart_and_are_found_by_token() {
         })
         .await
         .unwrap();
-    assert_eq!(found.as_deref(), Some(id.as_str()));
+    assert_eq!(found.map(|a| a.id).as_deref(), Some(id.as_str()));
     let wrong = again
         .domains
         .instances

@@ -2,6 +2,7 @@
 //! database and the real migrations (see `helpers::TestApp`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod auth;
 mod cli;
 mod compliance;
@@ -17,6 +18,7 @@ mod migrations;
 mod rules;
 mod specs;
 mod state;
+mod telemetry;
 mod templates;
 mod validation;
 mod webhooks;

@@ -1,0 +1,74 @@
+use sea_orm_migration::{prelude::*, schema::*};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum AuditLog {
+    Table,
+    Id,
+    Timestamp,
+    Actor,
+    Action,
+    Resource,
+    Detail,
+    Outcome,
+    Hash,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuditLog::Table)
+                    .if_not_exists()
+                    .col(big_integer(AuditLog::Id).primary_key())
+                    .col(big_integer(AuditLog::Timestamp))
+                    .col(string(AuditLog::Actor))
+                    .col(string(AuditLog::Action))
+                    .col(string(AuditLog::Resource))
+                    .col(text(AuditLog::Detail))
+                    .col(string(AuditLog::Outcome))
+                    .col(string(AuditLog::Hash))
+                    .to_owned(),
+            )
+            .await?;
+        for (name, col) in [
+            ("idx_audit_log_timestamp", AuditLog::Timestamp),
+            ("idx_audit_log_action", AuditLog::Action),
+            ("idx_audit_log_actor", AuditLog::Actor),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(AuditLog::Table)
+                        .col(col)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        // Append-only in the database too: an accidental UPDATE or DELETE is refused.
+        // (A deliberate edit that drops these triggers is what the hash chain reveals.)
+        let db = manager.get_connection();
+        db.execute_unprepared(
+            "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+        )
+        .await?;
+        db.execute_unprepared(
+            "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log \
+             BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(AuditLog::Table).to_owned())
+            .await
+    }
+}

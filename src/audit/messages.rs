@@ -1,0 +1,31 @@
+//! Messages of the audit log.
+
+use actix::Message;
+
+use super::model::{Audit, AuditEntry, AuditError, AuditFilter, AuditSummary, VerifyReport};
+
+/// Appends an entry; answered with its id once it is committed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<i64, AuditError>")]
+pub struct Append(pub Audit);
+
+/// Up to `limit` matching entries, newest first.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<Vec<AuditEntry>, AuditError>")]
+pub struct QueryAudit {
+    pub filter: AuditFilter,
+    pub limit: u64,
+}
+
+/// Counts over the entries in a time range.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<AuditSummary, AuditError>")]
+pub struct SummarizeAudit {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+/// Walks the whole chain.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<VerifyReport, AuditError>")]
+pub struct VerifyAudit;

@@ -1,0 +1,184 @@
+//! SeaORM access to `audit_log`. Private to the audit domain: only `AuditLog` uses it.
+//! There is deliberately no update and no delete here.
+
+use entities::audit_entry::{ActiveModel, Column, Entity, Model};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, Set,
+};
+
+use super::model::{Audit, AuditEntry, AuditFilter, AuditSummary, GENESIS, SUCCESS};
+
+/// Rows per multi-row insert (8 bound values each).
+const INSERT_CHUNK: usize = 1000;
+
+/// Rows read per page while verifying the chain.
+const VERIFY_PAGE: u64 = 2000;
+
+/// Handle to the audit table (cheap to clone: a pool handle).
+#[derive(Clone)]
+pub struct AuditRepository {
+    db: DatabaseConnection,
+}
+
+fn entry(m: Model) -> AuditEntry {
+    AuditEntry {
+        id: m.id,
+        timestamp: m.timestamp,
+        actor: m.actor,
+        action: m.action,
+        resource: m.resource,
+        detail: m.detail,
+        outcome: m.outcome,
+        hash: m.hash,
+    }
+}
+
+fn in_range(q: Select<Entity>, from: Option<i64>, to: Option<i64>) -> Select<Entity> {
+    let q = match from {
+        Some(from) => q.filter(Column::Timestamp.gte(from)),
+        None => q,
+    };
+    match to {
+        Some(to) => q.filter(Column::Timestamp.lte(to)),
+        None => q,
+    }
+}
+
+impl AuditRepository {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// Appends `entries` in one transaction, chained to the last stored entry, and
+    /// returns their ids. The chain head is read inside the write transaction (which
+    /// holds SQLite's write lock), so it is exact even after a failed commit.
+    pub async fn append(&self, entries: Vec<Audit>, timestamp: i64) -> Result<Vec<i64>, DbErr> {
+        let txn = crate::db::begin_write(&self.db).await?;
+        let head: Option<(i64, String)> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .column(Column::Hash)
+            .order_by_desc(Column::Id)
+            .limit(1)
+            .into_tuple()
+            .one(&txn)
+            .await?;
+        let (mut id, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
+        let mut rows = Vec::with_capacity(entries.len());
+        for e in entries {
+            id += 1;
+            let mut stored = AuditEntry {
+                id,
+                timestamp,
+                actor: e.actor,
+                action: e.action,
+                resource: e.resource,
+                detail: serde_json::Value::Object(e.detail).to_string(),
+                outcome: SUCCESS.to_string(),
+                hash: String::new(),
+            };
+            stored.hash = stored.chain_hash(&prev);
+            prev.clone_from(&stored.hash);
+            rows.push(stored);
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(INSERT_CHUNK));
+            let chunk = std::mem::replace(&mut rest, tail);
+            Entity::insert_many(chunk.into_iter().map(|r| ActiveModel {
+                id: Set(r.id),
+                timestamp: Set(r.timestamp),
+                actor: Set(r.actor),
+                action: Set(r.action),
+                resource: Set(r.resource),
+                detail: Set(r.detail),
+                outcome: Set(r.outcome),
+                hash: Set(r.hash),
+            }))
+            .exec_without_returning(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(ids)
+    }
+
+    /// Up to `limit` matching entries, newest first.
+    pub async fn query(&self, f: &AuditFilter, limit: u64) -> Result<Vec<AuditEntry>, DbErr> {
+        let mut q = in_range(Entity::find(), f.from, f.to);
+        if let Some(actor) = &f.actor {
+            q = q.filter(Column::Actor.eq(actor.as_str()));
+        }
+        if let Some(action) = &f.action {
+            q = q.filter(Column::Action.eq(action.as_str()));
+        }
+        let rows = q
+            .order_by_desc(Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    /// Counts over the entries in range.
+    pub async fn summary(&self, from: Option<i64>, to: Option<i64>) -> Result<AuditSummary, DbErr> {
+        let mut out = AuditSummary::default();
+        for (column, counts) in [
+            (Column::Action, &mut out.action_counts),
+            (Column::Outcome, &mut out.outcome_counts),
+        ] {
+            let rows: Vec<(String, i64)> = in_range(Entity::find(), from, to)
+                .select_only()
+                .column(column)
+                .column_as(Column::Id.count(), "n")
+                .group_by(column)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            counts.extend(rows);
+        }
+        out.total_entries = out.action_counts.values().sum();
+        let (actors, resources): (i64, i64) = in_range(Entity::find(), from, to)
+            .select_only()
+            .column_as(
+                sea_orm::sea_query::Expr::cust("COUNT(DISTINCT actor)"),
+                "actors",
+            )
+            .column_as(
+                sea_orm::sea_query::Expr::cust("COUNT(DISTINCT resource)"),
+                "resources",
+            )
+            .into_tuple()
+            .one(&self.db)
+            .await?
+            .unwrap_or((0, 0));
+        out.unique_actors = actors;
+        out.unique_resources = resources;
+        Ok(out)
+    }
+
+    /// Up to `VERIFY_PAGE` entries with ids above `after`, oldest first.
+    pub async fn page_after(&self, after: i64) -> Result<Vec<AuditEntry>, DbErr> {
+        let rows = Entity::find()
+            .filter(Column::Id.gt(after))
+            .order_by_asc(Column::Id)
+            .limit(VERIFY_PAGE)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    /// The id of the newest entry (0 when empty).
+    pub async fn max_id(&self) -> Result<i64, DbErr> {
+        let id: Option<i64> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .order_by_desc(Column::Id)
+            .limit(1)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+}
