@@ -18,6 +18,7 @@ use crate::events::{BusSettings, EventBus, SubscriberSettings};
 use crate::http::{AuthToken, BodyLimit, ServerInfo};
 use crate::instances::InstanceRegistry;
 use crate::liveness::{LivenessMonitor, LivenessSettings};
+use crate::llm::LlmLedger;
 use crate::metrics::{AgentMetrics, TokenTax};
 use crate::rules::RuleBook;
 use crate::specs::{SchemaCache, SpecRegistry};
@@ -69,6 +70,7 @@ pub struct Domains {
     pub templates: Addr<TemplateLibrary>,
     pub webhooks: Addr<WebhookDispatcher>,
     pub audit: Addr<AuditLog>,
+    pub llm: Addr<LlmLedger>,
 }
 
 /// A built, bound, not yet running server.
@@ -184,6 +186,10 @@ impl Application {
         )
         .await
         .map_err(|e| StartError::Load(sea_orm::DbErr::Custom(e)))?;
+        let llm = LlmLedger::load(db.clone(), config.write_batch_max, events.clone())
+            .await
+            .map_err(StartError::Load)?
+            .start();
         let domains = Domains {
             state,
             specs,
@@ -196,6 +202,7 @@ impl Application {
             templates,
             webhooks,
             audit,
+            llm,
         };
 
         let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
@@ -230,6 +237,7 @@ impl Application {
         let templates_addr = web::Data::new(domains.templates.clone());
         let webhooks_addr = web::Data::new(domains.webhooks.clone());
         let audit_addr = web::Data::new(domains.audit.clone());
+        let llm_addr = web::Data::new(domains.llm.clone());
         let http_telemetry = web::Data::new(
             crate::telemetry::HttpTelemetry::new()
                 .map_err(|e| StartError::Metrics(e.to_string()))?,
@@ -257,6 +265,7 @@ impl Application {
                 .app_data(templates_addr.clone())
                 .app_data(webhooks_addr.clone())
                 .app_data(audit_addr.clone())
+                .app_data(llm_addr.clone())
                 .app_data(contract_client.clone())
                 .app_data(subscribers.clone())
                 .app_data(http_telemetry.clone())
@@ -284,6 +293,7 @@ impl Application {
                 .configure(crate::liveness::routes)
                 .configure(crate::metrics::routes)
                 .configure(crate::audit::routes)
+                .configure(crate::llm::routes)
                 .configure(crate::telemetry::routes)
                 .default_service(web::to(crate::http::not_found))
         })

@@ -25,6 +25,7 @@ pub mod events;
 pub mod http;
 pub mod instances;
 pub mod liveness;
+pub mod llm;
 pub mod metrics;
 pub mod rules;
 pub mod specs;

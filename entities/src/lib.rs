@@ -5,6 +5,8 @@ pub mod audit_entry;
 pub mod compliance_run;
 pub mod event;
 pub mod instance;
+pub mod llm_budget;
+pub mod llm_usage;
 pub mod prelude;
 pub mod rule;
 pub mod state_version;

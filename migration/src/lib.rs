@@ -12,6 +12,7 @@ mod m20261121_000007_create_compliance_runs;
 mod m20261121_000008_create_templates;
 mod m20261121_000009_create_webhooks;
 mod m20261121_000010_create_audit_log;
+mod m20261121_000011_create_llm;
 
 /// All of koor's migrations, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000008_create_templates::Migration),
             Box::new(m20261121_000009_create_webhooks::Migration),
             Box::new(m20261121_000010_create_audit_log::Migration),
+            Box::new(m20261121_000011_create_llm::Migration),
         ]
     }
 }

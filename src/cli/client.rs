@@ -37,6 +37,16 @@ pub struct ClientOptions {
 }
 
 /// A response, or why there is none.
+/// The query pairs of the options that were given (`None` values are left out).
+pub fn given<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, Option<String>)>,
+) -> Vec<(&'a str, String)> {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+}
+
 pub type Outcome = Result<(StatusCode, header::HeaderMap, Bytes), String>;
 
 /// A configured REST client.

@@ -1,11 +1,13 @@
 //! The `koor` command line: `serve` and `migrate` run on this machine's data; every other
 //! command is a REST client of a running server (API §21).
 
+mod audit;
 mod client;
 mod compliance;
 mod contracts;
 mod events;
 mod instances;
+mod llm;
 mod migrate;
 mod rules;
 mod serve;
@@ -94,6 +96,11 @@ pub enum Command {
     /// Webhooks: register, test, delivery log, retry, enable.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCmd),
+    /// The audit log: list entries (newest first), `summary`, `verify` the hash chain.
+    Audit(audit::AuditArgs),
+    /// LLM usage: record, list, summarize; budgets per project or instance.
+    #[command(subcommand)]
+    Llm(llm::LlmCmd),
 }
 
 /// Parses the command line and runs it; the process exit code is returned.
@@ -138,6 +145,8 @@ pub fn main() -> ExitCode {
                     Command::Compliance(cmd) => compliance::run(&client, cmd).await,
                     Command::Templates(cmd) => templates::run(&client, cmd).await,
                     Command::Webhooks(cmd) => webhooks::run(&client, cmd).await,
+                    Command::Audit(args) => audit::run(&client, args).await,
+                    Command::Llm(cmd) => llm::run(&client, cmd).await,
                     Command::Serve(_) | Command::Migrate(_) | Command::Config(_) => {
                         ExitCode::from(2)
                     }

@@ -13,6 +13,7 @@ mod helpers;
 mod http;
 mod instances;
 mod liveness;
+mod llm;
 mod metrics;
 mod migrations;
 mod rules;

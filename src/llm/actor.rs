@@ -1,0 +1,335 @@
+//! `LlmLedger`: the single owner and single writer of `llm_usage` and `llm_budgets`.
+//!
+//! Concurrency: every write (`RecordUsage`, `PutBudget`, `DeleteBudget`) joins one
+//! [`WriteQueue`]; one batch at a time is committed in one transaction that inserts the
+//! records, applies budget changes in order and decides budget announcements from the
+//! budget rows read inside that transaction. Record ids are assigned here, in order, so
+//! they strictly increase. Because batches never overlap, two records can never both
+//! announce the same crossing. Callers are answered after the commit; a record's events
+//! (`llm.usage.recorded`, then its `budget.warning` / `budget.exceeded`) are published
+//! before its caller gets the answer. Reads (`ListUsage`, `SummarizeUsage`,
+//! `ListBudgets`, `GetBudget`) run as concurrent futures over the pool.
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use tokio::sync::oneshot;
+
+use super::messages::*;
+use super::model::{
+    BudgetIn, BudgetStatus, LlmError, NewUsage, Recorded, SOURCE, Scope, TOPIC_RECORDED, Usage,
+    UsageSummary,
+};
+use super::repository::{Done, LlmRepository, Outcome, Write};
+use crate::batch::WriteQueue;
+use crate::events::{EventBus, Publish, publish_all};
+use crate::time::now_micros;
+
+/// A queued write.
+#[derive(Debug)]
+enum Op {
+    Record(NewUsage),
+    Put(Scope, BudgetIn),
+    Delete(Scope),
+}
+
+/// The LLM usage domain actor.
+pub struct LlmLedger {
+    repo: LlmRepository,
+    queue: WriteQueue<Op, Outcome>,
+    /// Highest record id assigned so far (committed or in flight).
+    last_id: i64,
+    events: Addr<EventBus>,
+}
+
+impl LlmLedger {
+    /// Reads the record id sequence and returns the actor, not yet started. `batch_max`
+    /// bounds how many writes share one transaction.
+    pub async fn load(
+        db: DatabaseConnection,
+        batch_max: usize,
+        events: Addr<EventBus>,
+    ) -> Result<Self, sea_orm::DbErr> {
+        let repo = LlmRepository::new(db);
+        let last_id = repo.last_id().await?;
+        Ok(Self {
+            repo,
+            queue: WriteQueue::new(batch_max),
+            last_id,
+            events,
+        })
+    }
+
+    fn enqueue(&mut self, op: Op, ctx: &mut Context<Self>) -> oneshot::Receiver<Outcome> {
+        let rx = self.queue.push(op);
+        self.flush(ctx);
+        rx
+    }
+
+    /// Starts committing the next batch unless one is already in flight.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut batch) = self.queue.next_batch() else {
+            return;
+        };
+        let now = now_micros();
+        let writes: Vec<Write> = std::mem::take(&mut batch.ops)
+            .into_iter()
+            .map(|op| match op {
+                Op::Record(usage) => {
+                    self.last_id += 1;
+                    Write::Record(usage.stored(self.last_id, now))
+                }
+                Op::Put(scope, input) => Write::Put(input.budget(scope, now)),
+                Op::Delete(scope) => Write::Delete(scope),
+            })
+            .collect();
+        let repo = self.repo.clone();
+        let commit = async move { repo.commit(&writes, now).await };
+        ctx.spawn(commit.into_actor(self).map(move |result, act, ctx| {
+            act.queue.done();
+            match result {
+                Ok(outcomes) => batch.answer(outcomes),
+                Err(e) => {
+                    tracing::error!(error = %e, writes = batch.replies.len(), "LLM ledger batch failed to commit");
+                    batch.fail(Err(LlmError::Storage(e.to_string())));
+                }
+            }
+            act.flush(ctx);
+        }));
+    }
+}
+
+/// The events of a committed record: the record itself, then its budget announcements.
+fn events_of(recorded: &Recorded) -> Vec<Publish> {
+    let mut out = Vec::with_capacity(1 + recorded.announced.len());
+    out.push(Publish::system(
+        TOPIC_RECORDED,
+        SOURCE,
+        recorded.usage.to_value(),
+    ));
+    for (topic, status) in &recorded.announced {
+        out.push(Publish::system(
+            topic,
+            SOURCE,
+            serde_json::to_value(status).unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+async fn done(rx: oneshot::Receiver<Outcome>) -> Result<Done, LlmError> {
+    rx.await.unwrap_or(Err(LlmError::Unavailable))
+}
+
+fn unexpected() -> LlmError {
+    LlmError::Storage("unexpected batch result".into())
+}
+
+impl Actor for LlmLedger {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+    }
+}
+
+impl Handler<RecordUsage> for LlmLedger {
+    type Result = ResponseFuture<Result<Recorded, LlmError>>;
+
+    fn handle(&mut self, msg: RecordUsage, ctx: &mut Self::Context) -> Self::Result {
+        let rx = self.enqueue(Op::Record(msg.usage), ctx);
+        let events = self.events.clone();
+        Box::pin(async move {
+            let Done::Recorded(recorded) = done(rx).await? else {
+                return Err(unexpected());
+            };
+            // Published before the record is answered, so an acknowledged record's events
+            // are in the history; a failure is logged by `publish_all`, not returned (the
+            // record itself is committed).
+            publish_all(&events, events_of(&recorded)).await;
+            Ok(*recorded)
+        })
+    }
+}
+
+impl Handler<PutBudget> for LlmLedger {
+    type Result = ResponseFuture<Result<BudgetStatus, LlmError>>;
+
+    fn handle(&mut self, msg: PutBudget, ctx: &mut Self::Context) -> Self::Result {
+        let rx = self.enqueue(Op::Put(msg.scope, msg.budget), ctx);
+        Box::pin(async move {
+            match done(rx).await? {
+                Done::Budget(status) => Ok(*status),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+}
+
+impl Handler<DeleteBudget> for LlmLedger {
+    type Result = ResponseFuture<Result<(), LlmError>>;
+
+    fn handle(&mut self, msg: DeleteBudget, ctx: &mut Self::Context) -> Self::Result {
+        let rx = self.enqueue(Op::Delete(msg.scope), ctx);
+        Box::pin(async move {
+            match done(rx).await? {
+                Done::Deleted => Ok(()),
+                _ => Err(unexpected()),
+            }
+        })
+    }
+}
+
+impl Handler<ListUsage> for LlmLedger {
+    type Result = ResponseFuture<Result<Vec<Usage>, LlmError>>;
+
+    fn handle(&mut self, msg: ListUsage, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        Box::pin(async move { Ok(repo.list(&msg.filter, msg.limit).await?) })
+    }
+}
+
+impl Handler<SummarizeUsage> for LlmLedger {
+    type Result = ResponseFuture<Result<UsageSummary, LlmError>>;
+
+    fn handle(&mut self, msg: SummarizeUsage, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        Box::pin(async move { Ok(repo.summary(msg.group_by, msg.from, msg.to).await?) })
+    }
+}
+
+impl Handler<ListBudgets> for LlmLedger {
+    type Result = ResponseFuture<Result<Vec<BudgetStatus>, LlmError>>;
+
+    fn handle(&mut self, _: ListBudgets, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        Box::pin(async move { Ok(repo.budgets(None, now_micros()).await?) })
+    }
+}
+
+impl Handler<GetBudget> for LlmLedger {
+    type Result = ResponseFuture<Result<BudgetStatus, LlmError>>;
+
+    fn handle(&mut self, msg: GetBudget, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        Box::pin(async move {
+            repo.budgets(Some(&msg.scope), now_micros())
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| LlmError::NotFound(msg.scope.to_string()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::BusSettings;
+    use crate::llm::model::{Period, TOPIC_EXCEEDED, TOPIC_WARNING};
+
+    async fn start() -> (tempfile::TempDir, Addr<LlmLedger>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(&dir.path().join("data.db"), 2)
+            .await
+            .unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let events = crate::events::EventBus::load(
+            db.clone(),
+            BusSettings {
+                batch_max: 64,
+                retention: 1000,
+                prune_interval: std::time::Duration::from_secs(3600),
+            },
+        )
+        .await
+        .unwrap()
+        .start();
+        let ledger = LlmLedger::load(db, 64, events).await.unwrap().start();
+        (dir, ledger)
+    }
+
+    fn usage(project: &str, tokens_in: i64) -> RecordUsage {
+        RecordUsage {
+            usage: NewUsage {
+                instance_id: String::new(),
+                project: project.into(),
+                provider: "openai".into(),
+                model: "gpt-4".into(),
+                tokens_in,
+                tokens_out: 0,
+                cost_usd: 0.0,
+                request_type: "completion".into(),
+                session_tag: String::new(),
+            },
+        }
+    }
+
+    #[actix::test]
+    async fn concurrent_records_announce_each_crossing_exactly_once() {
+        let (_dir, ledger) = start().await;
+        ledger
+            .send(PutBudget {
+                scope: Scope::Project("p".into()),
+                budget: BudgetIn {
+                    period: Period::Day,
+                    max_tokens: Some(100),
+                    max_cost_usd: None,
+                },
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        // 30 records of 10 tokens against a limit of 100, all in flight at once: they
+        // share batches, and the 8th and 10th cross the two thresholds.
+        let sends = (0..30).map(|_| ledger.send(usage("p", 10)));
+        let answers: Vec<Recorded> = futures_util::future::join_all(sends)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        let mut ids: Vec<i64> = answers.iter().map(|r| r.usage.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 30);
+        let mut topics: Vec<(i64, &str)> = answers
+            .iter()
+            .flat_map(|r| r.announced.iter().map(|(t, _)| (r.usage.id, *t)))
+            .collect();
+        topics.sort_unstable();
+        let first = ids[0];
+        assert_eq!(
+            topics,
+            [(first + 7, TOPIC_WARNING), (first + 9, TOPIC_EXCEEDED)],
+            "{topics:?}"
+        );
+        for r in &answers {
+            let over = r.usage.id >= first + 9;
+            assert_eq!(r.exceeded.is_empty(), !over, "record {}", r.usage.id);
+        }
+        let status = ledger
+            .send(GetBudget {
+                scope: Scope::Project("p".into()),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.spent_tokens, 300);
+        assert_eq!(status.remaining_tokens, Some(0));
+        assert_eq!(status.used_percent, 300.0);
+    }
+
+    #[actix::test]
+    async fn deleting_a_missing_budget_is_not_found() {
+        let (_dir, ledger) = start().await;
+        let e = ledger
+            .send(DeleteBudget {
+                scope: Scope::Instance("nobody".into()),
+            })
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(e, LlmError::NotFound(_)), "{e}");
+        let all = ledger.send(ListBudgets).await.unwrap().unwrap();
+        assert!(all.is_empty());
+    }
+}
