@@ -7,7 +7,12 @@ use serde_json::Value;
 use crate::helpers::{TestApp, koor_bin};
 
 /// Runs `koor ARGS` against `server` with `stdin`, in `cwd`.
-async fn koor(server: &str, cwd: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+pub async fn koor(
+    server: &str,
+    cwd: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> Output {
     use tokio::io::AsyncWriteExt;
     let mut cmd = tokio::process::Command::new(koor_bin());
     cmd.args(args)
@@ -399,4 +404,67 @@ async fn koor_validate_is_a_pre_commit_check() {
     )
     .await;
     assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+}
+
+#[actix_web::test]
+async fn audit_commands_list_summarize_and_verify() {
+    let app = TestApp::spawn().await;
+    let cwd = app.dir.path();
+    app.put_state("a/1", b"1").await;
+    app.put_state("a/2", b"2").await;
+    app.register("auditor", Value::Null).await;
+
+    let listed = koor(
+        &app.address,
+        cwd,
+        &["audit", "--action", "state.put", "--limit", "1"],
+        None,
+    )
+    .await;
+    assert!(listed.status.success(), "{listed:?}");
+    let entries: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(entries.as_array().unwrap().len(), 1);
+    assert_eq!(entries[0]["resource"], "a/2");
+
+    let by_actor = koor(&app.address, cwd, &["audit", "--actor", "auditor"], None).await;
+    let entries: Value = serde_json::from_slice(&by_actor.stdout).unwrap();
+    assert_eq!(entries[0]["action"], "instance.register");
+
+    let summary = koor(&app.address, cwd, &["audit", "summary"], None).await;
+    assert!(summary.status.success(), "{summary:?}");
+    let body: Value = serde_json::from_slice(&summary.stdout).unwrap();
+    assert_eq!(body["total_entries"], 3);
+
+    let verify = koor(&app.address, cwd, &["audit", "verify"], None).await;
+    assert!(verify.status.success(), "{verify:?}");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&verify.stdout).unwrap(),
+        serde_json::json!({"ok": true, "entries": 3})
+    );
+
+    // A broken chain makes `verify` fail, for scripts and cron jobs.
+    let db = koor::db::connect(&cwd.join("data.db"), 1).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared("DROP TRIGGER audit_log_no_update")
+        .await
+        .unwrap();
+    db.execute_unprepared("UPDATE audit_log SET resource = 'a/9' WHERE id = 1")
+        .await
+        .unwrap();
+    let broken = koor(&app.address, cwd, &["audit", "verify"], None).await;
+    assert_eq!(broken.status.code(), Some(1), "{broken:?}");
+    assert!(
+        stdout(&broken).contains("\"broken_id\":1"),
+        "{}",
+        stdout(&broken)
+    );
+
+    let bad = koor(
+        &app.address,
+        cwd,
+        &["audit", "summary", "--limit", "3"],
+        None,
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
 }

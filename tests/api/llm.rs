@@ -8,7 +8,7 @@ use std::process::Output;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, assert_json, koor_bin};
+use crate::helpers::{TestApp, assert_error, assert_json};
 
 /// A usage body for `instance`, `project`, `session`, `model`, (tokens in, out) and cost.
 fn usage(
@@ -763,15 +763,7 @@ async fn concurrent_records_are_all_stored_with_distinct_ids() {
 
 /// Runs `koor ARGS` as a client of `app`.
 async fn koor(app: &TestApp, args: &[&str]) -> Output {
-    tokio::process::Command::new(koor_bin())
-        .args(args)
-        .current_dir(app.dir.path())
-        .env("KOOR_SERVER", &app.address)
-        .env_remove("KOOR_TOKEN")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap()
+    crate::cli::koor(&app.address, app.dir.path(), args, None).await
 }
 
 fn json_out(o: &Output) -> Value {
