@@ -217,6 +217,22 @@ impl Application {
             })?
             .port();
 
+        let mcp_hosts = crate::mcp::allowed_hosts(&config.bind, &config.mcp_allowed_hosts);
+        if mcp_hosts.is_empty() {
+            tracing::warn!("MCP accepts any Host header (mcp_allowed_hosts contains *)");
+        }
+        let mcp = crate::mcp::service(
+            crate::mcp::Koor::new(
+                domains.instances.clone(),
+                domains.rules.clone(),
+                domains.specs.clone(),
+                domains.audit.clone(),
+                crate::mcp::api_base(&config.bind, port),
+            ),
+            mcp_hosts,
+            config.max_body_bytes,
+        );
+
         let info = web::Data::new(ServerInfo {
             started: Instant::now(),
             api_bind: config.bind.clone(),
@@ -295,6 +311,7 @@ impl Application {
                 .configure(crate::audit::routes)
                 .configure(crate::llm::routes)
                 .configure(crate::telemetry::routes)
+                .service(mcp.clone().scope_with_path("/mcp"))
                 .default_service(web::to(crate::http::not_found))
         })
         .workers(workers())

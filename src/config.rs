@@ -110,6 +110,9 @@ pub struct Config {
     pub webhook_retry_schedule: Vec<Duration>,
     /// Refuse webhook targets on loopback, private, link-local and unique-local addresses.
     pub webhook_block_private: bool,
+    /// Extra `Host` names (or `host:port`) MCP accepts besides loopback and the bind host;
+    /// `*` accepts any host.
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 /// The Standard Webhooks retry schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -138,6 +141,7 @@ impl Default for Config {
                 .map(|s| Duration::from_secs(*s))
                 .collect(),
             webhook_block_private: false,
+            mcp_allowed_hosts: Vec::new(),
         }
     }
 }
@@ -173,6 +177,7 @@ pub struct Overrides {
     pub subscriber_buffer: Option<u64>,
     pub webhook_retry_schedule: Option<String>,
     pub webhook_block_private: Option<bool>,
+    pub mcp_allowed_hosts: Option<String>,
 }
 
 impl Overrides {
@@ -202,6 +207,7 @@ impl Overrides {
             subscriber_buffer: self.subscriber_buffer.or(lower.subscriber_buffer),
             webhook_retry_schedule: self.webhook_retry_schedule.or(lower.webhook_retry_schedule),
             webhook_block_private: self.webhook_block_private.or(lower.webhook_block_private),
+            mcp_allowed_hosts: self.mcp_allowed_hosts.or(lower.mcp_allowed_hosts),
         }
     }
 
@@ -254,6 +260,7 @@ impl Overrides {
                     )),
                 })
                 .transpose()?,
+            mcp_allowed_hosts: var("KOOR_MCP_ALLOWED_HOSTS"),
         })
     }
 
@@ -444,6 +451,15 @@ impl Config {
             subscriber_buffer,
             webhook_retry_schedule,
             webhook_block_private: o.webhook_block_private.unwrap_or(d.webhook_block_private),
+            mcp_allowed_hosts: o
+                .mcp_allowed_hosts
+                .map(|raw| {
+                    raw.split(',')
+                        .map(|h| h.trim().to_string())
+                        .filter(|h| !h.is_empty())
+                        .collect()
+                })
+                .unwrap_or(d.mcp_allowed_hosts),
         })
     }
 }

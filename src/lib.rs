@@ -26,6 +26,7 @@ pub mod http;
 pub mod instances;
 pub mod liveness;
 pub mod llm;
+pub mod mcp;
 pub mod metrics;
 pub mod rules;
 pub mod specs;

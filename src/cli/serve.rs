@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// Refuse webhook targets on loopback, private, link-local and unique-local addresses [env KOOR_WEBHOOK_BLOCK_PRIVATE].
     #[arg(long)]
     pub webhook_block_private: bool,
+    /// Extra Host names MCP accepts (comma-separated; `*` for any) besides loopback and the bind host [env KOOR_MCP_ALLOWED_HOSTS].
+    #[arg(long, value_name = "LIST")]
+    pub mcp_allowed_hosts: Option<String>,
 }
 
 impl ServeArgs {
@@ -87,6 +90,7 @@ impl ServeArgs {
             subscriber_buffer: self.subscriber_buffer,
             webhook_retry_schedule: self.webhook_retry_schedule.clone(),
             webhook_block_private: self.webhook_block_private.then_some(true),
+            mcp_allowed_hosts: self.mcp_allowed_hosts.clone(),
         }
     }
 

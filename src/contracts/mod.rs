@@ -10,4 +10,4 @@ mod model;
 mod routes;
 
 pub use model::*;
-pub use routes::{ContractClient, TEST_TIMEOUT, routes};
+pub use routes::{ContractClient, TEST_TIMEOUT, check_payload, routes};

@@ -77,6 +77,26 @@ async fn load(specs: &Addr<SpecRegistry>, project: &str, name: &str) -> ApiResul
     Contract::parse(&entry.value).map_err(ApiError::bad_request)
 }
 
+/// Checks `payload` against one endpoint of the stored contract `project/name` (REST
+/// and MCP alike); an endpoint the contract does not have is itself a violation.
+pub async fn check_payload(
+    specs: &Addr<SpecRegistry>,
+    project: &str,
+    name: &str,
+    endpoint: &str,
+    direction: &str,
+    payload: &Value,
+) -> ApiResult<Vec<ContractViolation>> {
+    let contract = load(specs, project, name).await?;
+    Ok(match contract.endpoint(endpoint) {
+        Some(e) => e.check(direction, payload),
+        None => vec![ContractViolation {
+            path: "endpoint".into(),
+            message: format!("endpoint {endpoint:?} is not in the contract"),
+        }],
+    })
+}
+
 async fn validate(
     specs: web::Data<Addr<SpecRegistry>>,
     path: web::Path<(String, String)>,
@@ -84,16 +104,10 @@ async fn validate(
 ) -> ApiResult<HttpResponse> {
     let (project, name) = path.into_inner();
     let endpoint = required(body.endpoint, "endpoint")?;
-    let contract = load(&specs, &project, &name).await?;
     let direction = body.direction.filter(|d| !d.is_empty());
     let direction = direction.as_deref().unwrap_or("request");
-    let violations = match contract.endpoint(&endpoint) {
-        Some(e) => e.check(direction, &body.payload),
-        None => vec![ContractViolation {
-            path: "endpoint".into(),
-            message: format!("endpoint {endpoint:?} is not in the contract"),
-        }],
-    };
+    let violations =
+        check_payload(&specs, &project, &name, &endpoint, direction, &body.payload).await?;
     Ok(HttpResponse::Ok().json(json!({
         "valid": violations.is_empty(),
         "violations": violations,

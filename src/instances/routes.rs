@@ -85,6 +85,21 @@ fn listing(items: &[std::sync::Arc<Instance>]) -> HttpResponse {
     HttpResponse::Ok().json(out)
 }
 
+/// Registers an instance and records `instance.register` (REST and MCP alike).
+pub async fn register_audited(
+    registry: &Addr<InstanceRegistry>,
+    audit: &Auditor,
+    msg: RegisterInstance,
+) -> ApiResult<Registered> {
+    let done = registry.send(msg).await??;
+    let inst = &done.instance;
+    let entry = Audit::new("instance.register", inst.id.as_str())
+        .actor(inst.name.as_str())
+        .with("workspace", inst.workspace.as_str());
+    audit.record(entry).await?;
+    Ok(done)
+}
+
 async fn register(
     registry: Registry,
     audit: Auditor,
@@ -97,12 +112,7 @@ async fn register(
         body.stack,
         body.capabilities,
     )?;
-    let done = registry.send(msg).await??;
-    let inst = &done.instance;
-    let entry = Audit::new("instance.register", inst.id.as_str())
-        .actor(inst.name.as_str())
-        .with("workspace", inst.workspace.as_str());
-    audit.record(entry).await?;
+    let done = register_audited(&registry, &audit, msg).await?;
     let mut out = done.instance.out();
     out.token = Some(&done.token);
     Ok(HttpResponse::Ok().json(out))

@@ -133,15 +133,25 @@ async fn check(
     })))
 }
 
+/// Stores a proposal and records `rule.propose` (REST and MCP alike).
+pub async fn propose_audited(
+    rules: &Addr<RuleBook>,
+    audit: &Auditor,
+    rule: RuleIn,
+) -> ApiResult<Rule> {
+    let rule = rules.send(ProposeRule { rule }).await??;
+    let entry = Audit::new("rule.propose", format!("{}/{}", rule.project, rule.rule_id))
+        .actor(rule.proposed_by.as_str());
+    audit.record(entry).await?;
+    Ok(rule)
+}
+
 async fn propose(
     rules: Rules,
     audit: Auditor,
     JsonBody(body): JsonBody<RuleIn>,
 ) -> ApiResult<HttpResponse> {
-    let rule = rules.send(ProposeRule { rule: body }).await??;
-    let entry = Audit::new("rule.propose", format!("{}/{}", rule.project, rule.rule_id))
-        .actor(rule.proposed_by.as_str());
-    audit.record(entry).await?;
+    let rule = propose_audited(&rules, &audit, body).await?;
     Ok(HttpResponse::Ok().json(json!({
         "project": rule.project,
         "rule_id": rule.rule_id,

@@ -14,6 +14,7 @@ mod http;
 mod instances;
 mod liveness;
 mod llm;
+mod mcp;
 mod metrics;
 mod migrations;
 mod rules;
