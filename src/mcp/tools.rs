@@ -107,7 +107,7 @@ pub fn definitions() -> Vec<Tool> {
                 ("rule_id", ""),
                 ("pattern", "regex"),
                 ("message", ""),
-                ("severity", "error|warning|info"),
+                ("severity", "error|warning"),
                 ("match_type", "regex|missing|custom"),
                 ("stack", ""),
                 ("proposed_by", ""),
