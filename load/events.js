@@ -30,9 +30,19 @@ import exec from 'k6/execution';
 import { Counter, Trend } from 'k6/metrics';
 import { setTimeout } from 'k6/timers';
 import { WebSocket } from 'k6/experimental/websockets';
+import {
+  BASE_URL,
+  TREND_STATS,
+  WS_BASE,
+  authHeaders as headers,
+  fmt,
+  healthOrAbort,
+  jsonHeaders,
+  metricsText,
+  parseDurationMs,
+  summaryOutput,
+} from './lib.js';
 
-const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:9800').replace(/\/+$/, '');
-const TOKEN = __ENV.KOOR_TOKEN || '';
 const SUBSCRIBERS = parseInt(__ENV.SUBSCRIBERS || '100', 10);
 const RATE = parseInt(__ENV.RATE || '1000', 10);
 const DURATION = __ENV.DURATION || '30s';
@@ -44,32 +54,10 @@ const DRAIN_S = 5;
 const TOPIC = 'load.tick';
 const PATTERN = 'load.*';
 
-// Load is only ever sent to this machine.
-const host = (BASE_URL.match(/^https?:\/\/(\[[^\]]+\]|[^/:]+)/) || [])[1] || '';
-if (!(host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host))) {
-  throw new Error(`BASE_URL must be a loopback address, got ${BASE_URL}`);
-}
-
-function parseDurationMs(s) {
-  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/g;
-  const unit = { ms: 1, s: 1000, m: 60000, h: 3600000 };
-  let total = 0;
-  let matched = '';
-  let m;
-  while ((m = re.exec(s)) !== null) {
-    total += parseFloat(m[1]) * unit[m[2]];
-    matched += m[0];
-  }
-  if (matched !== s || total <= 0) throw new Error(`DURATION is not a k6 duration: ${s}`);
-  return total;
-}
-
 const DURATION_MS = parseDurationMs(DURATION);
 const HOLD_MS = (PUBLISH_START_S + DRAIN_S) * 1000 + DURATION_MS;
 
-const headers = TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
-const jsonHeaders = Object.assign({ 'Content-Type': 'application/json' }, headers);
-const WS_URL = `${BASE_URL.replace(/^http/, 'ws')}/api/events/subscribe?pattern=${encodeURIComponent(PATTERN)}`;
+const WS_URL = `${WS_BASE}/api/events/subscribe?pattern=${encodeURIComponent(PATTERN)}`;
 
 const latency = new Trend('publish_to_receive_ms');
 const received = new Counter('events_received');
@@ -112,14 +100,11 @@ export const options = {
     // Not a target: makes a run where subscribers could not connect fail instead of pass.
     subscribers_connected: [`count>=${SUBSCRIBERS}`],
   },
-  summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'],
+  summaryTrendStats: TREND_STATS,
 };
 
 export function setup() {
-  const res = http.get(`${BASE_URL}/health`, { timeout: '5s' });
-  if (res.status !== 200) {
-    exec.test.abort(`GET ${BASE_URL}/health answered ${res.status}`);
-  }
+  healthOrAbort();
   return {};
 }
 
@@ -219,50 +204,11 @@ export function subscriber() {
   };
 }
 
-function fmt(v) {
-  if (typeof v !== 'number') return String(v);
-  if (Number.isInteger(v)) return String(v);
-  return v.toFixed(Math.abs(v) >= 100 ? 1 : 3);
-}
-
-function metricLine(name, m) {
-  const v = m.values;
-  let text;
-  switch (m.type) {
-    case 'trend':
-      text = options.summaryTrendStats
-        .filter((s) => s in v)
-        .map((s) => `${s}=${fmt(v[s])}`)
-        .join(' ');
-      break;
-    case 'counter':
-      text = `${fmt(v.count)} (${fmt(v.rate)}/s)`;
-      break;
-    case 'rate':
-      text = `${(v.rate * 100).toFixed(2)}% (${v.passes} of ${v.passes + v.fails})`;
-      break;
-    case 'gauge':
-      text = `value=${fmt(v.value)} min=${fmt(v.min)} max=${fmt(v.max)}`;
-      break;
-    default:
-      text = JSON.stringify(v);
-  }
-  let out = `  ${name.padEnd(28, '.')} ${text}\n`;
-  for (const [expr, t] of Object.entries(m.thresholds || {})) {
-    out += `      ${t.ok ? 'PASS' : 'FAIL'}  ${expr}\n`;
-  }
-  return out;
-}
-
 export function handleSummary(data) {
   const m = data.metrics;
   const val = (name, key) => (m[name] ? m[name].values[key] : 0);
   let text = `\nkoor events load: ${SUBSCRIBERS} subscribers, ${RATE} events/s for ${DURATION}, ${BASE_URL}\n\n`;
-  for (const name of Object.keys(m).sort()) {
-    text += metricLine(name, m[name]);
-  }
-  const checks = (data.root_group.checks || []).map((c) => `  check ${c.name}: ${c.passes} passed, ${c.fails} failed\n`);
-  text += checks.join('');
+  text += metricsText(data, options.summaryTrendStats);
   const line =
     `SUMMARY subscribers=${SUBSCRIBERS} rate=${RATE}/s duration=${DURATION}` +
     ` published=${val('events_published', 'count')}` +
@@ -279,7 +225,5 @@ export function handleSummary(data) {
     ` dropped_iterations=${val('dropped_iterations', 'count')}` +
     ` p99_target_met=${val('publish_to_receive_ms', 'count') > 0 && val('publish_to_receive_ms', 'p(99)') < 20}`;
   text += `\n${line}\n`;
-  const out = { stdout: text };
-  if (__ENV.SUMMARY_JSON) out[__ENV.SUMMARY_JSON] = JSON.stringify(data, null, 2);
-  return out;
+  return summaryOutput(text, data);
 }
