@@ -8,8 +8,8 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, QueryFilter, Select, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 /// Opens (creating if needed) the database at `path` with a pool of `pool_size` connections.
@@ -37,6 +37,24 @@ pub async fn connect(path: &Path, pool_size: u32) -> Result<DatabaseConnection, 
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
+}
+
+/// Restricts `q` to rows whose `column` (unix microseconds) lies in `from..=to`; `None`
+/// leaves that side open. The `from`/`to` filters of every time-ranged listing.
+pub fn within<E: EntityTrait>(
+    q: Select<E>,
+    column: E::Column,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Select<E> {
+    let q = match from {
+        Some(from) => q.filter(column.gte(from)),
+        None => q,
+    };
+    match to {
+        Some(to) => q.filter(column.lte(to)),
+        None => q,
+    }
 }
 
 /// Starts a write transaction with `BEGIN IMMEDIATE`. Several actors write to the one

@@ -74,7 +74,7 @@ impl FromRequest for Auditor {
 /// Records a successful mutation and waits for the commit. A failure here means the
 /// change was applied but could not be audited: the request fails (500, logged) rather
 /// than being acknowledged without its entry.
-pub async fn record(log: &Addr<AuditLog>, entry: Audit) -> ApiResult<()> {
+async fn record(log: &Addr<AuditLog>, entry: Audit) -> ApiResult<()> {
     let action = entry.action.clone();
     match log.send(Append(entry)).await {
         Ok(Ok(_)) => Ok(()),

@@ -3,8 +3,7 @@
 
 use entities::audit_entry::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, Set,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::model::{Audit, AuditEntry, AuditFilter, AuditSummary, GENESIS, SUCCESS};
@@ -31,17 +30,6 @@ fn entry(m: Model) -> AuditEntry {
         detail: m.detail,
         outcome: m.outcome,
         hash: m.hash,
-    }
-}
-
-fn in_range(q: Select<Entity>, from: Option<i64>, to: Option<i64>) -> Select<Entity> {
-    let q = match from {
-        Some(from) => q.filter(Column::Timestamp.gte(from)),
-        None => q,
-    };
-    match to {
-        Some(to) => q.filter(Column::Timestamp.lte(to)),
-        None => q,
     }
 }
 
@@ -106,7 +94,7 @@ impl AuditRepository {
 
     /// Up to `limit` matching entries, newest first.
     pub async fn query(&self, f: &AuditFilter, limit: u64) -> Result<Vec<AuditEntry>, DbErr> {
-        let mut q = in_range(Entity::find(), f.from, f.to);
+        let mut q = crate::db::within(Entity::find(), Column::Timestamp, f.from, f.to);
         if let Some(actor) = &f.actor {
             q = q.filter(Column::Actor.eq(actor.as_str()));
         }
@@ -128,31 +116,33 @@ impl AuditRepository {
             (Column::Action, &mut out.action_counts),
             (Column::Outcome, &mut out.outcome_counts),
         ] {
-            let rows: Vec<(String, i64)> = in_range(Entity::find(), from, to)
-                .select_only()
-                .column(column)
-                .column_as(Column::Id.count(), "n")
-                .group_by(column)
-                .into_tuple()
-                .all(&self.db)
-                .await?;
+            let rows: Vec<(String, i64)> =
+                crate::db::within(Entity::find(), Column::Timestamp, from, to)
+                    .select_only()
+                    .column(column)
+                    .column_as(Column::Id.count(), "n")
+                    .group_by(column)
+                    .into_tuple()
+                    .all(&self.db)
+                    .await?;
             counts.extend(rows);
         }
         out.total_entries = out.action_counts.values().sum();
-        let (actors, resources): (i64, i64) = in_range(Entity::find(), from, to)
-            .select_only()
-            .column_as(
-                sea_orm::sea_query::Expr::cust("COUNT(DISTINCT actor)"),
-                "actors",
-            )
-            .column_as(
-                sea_orm::sea_query::Expr::cust("COUNT(DISTINCT resource)"),
-                "resources",
-            )
-            .into_tuple()
-            .one(&self.db)
-            .await?
-            .unwrap_or((0, 0));
+        let (actors, resources): (i64, i64) =
+            crate::db::within(Entity::find(), Column::Timestamp, from, to)
+                .select_only()
+                .column_as(
+                    sea_orm::sea_query::Expr::cust("COUNT(DISTINCT actor)"),
+                    "actors",
+                )
+                .column_as(
+                    sea_orm::sea_query::Expr::cust("COUNT(DISTINCT resource)"),
+                    "resources",
+                )
+                .into_tuple()
+                .one(&self.db)
+                .await?
+                .unwrap_or((0, 0));
         out.unique_actors = actors;
         out.unique_resources = resources;
         Ok(out)

@@ -81,13 +81,7 @@ impl EventRepository {
     }
 
     fn filtered(filter: &HistoryFilter) -> Select<Entity> {
-        let mut q = Entity::find();
-        if let Some(from) = filter.from {
-            q = q.filter(Column::CreatedAt.gte(from));
-        }
-        if let Some(to) = filter.to {
-            q = q.filter(Column::CreatedAt.lte(to));
-        }
+        let mut q = crate::db::within(Entity::find(), Column::CreatedAt, filter.from, filter.to);
         if let Some(source) = &filter.source {
             q = q.filter(Column::Source.eq(source.as_str()));
         }

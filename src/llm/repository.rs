@@ -8,7 +8,7 @@ use entities::llm_usage::{self, Column, Entity};
 use sea_orm::sea_query::{Expr, OnConflict, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::model::{
@@ -106,17 +106,6 @@ fn scope_condition(scope: &Scope) -> SimpleExpr {
     match scope {
         Scope::Project(p) => Column::Project.eq(p.as_str()),
         Scope::Instance(i) => Column::InstanceId.eq(i.as_str()),
-    }
-}
-
-fn in_range(q: Select<Entity>, from: Option<i64>, to: Option<i64>) -> Select<Entity> {
-    let q = match from {
-        Some(from) => q.filter(Column::CreatedAt.gte(from)),
-        None => q,
-    };
-    match to {
-        Some(to) => q.filter(Column::CreatedAt.lte(to)),
-        None => q,
     }
 }
 
@@ -319,7 +308,7 @@ impl LlmRepository {
 
     /// Up to `limit` matching records, newest first.
     pub async fn list(&self, filter: &UsageFilter, limit: u64) -> Result<Vec<Usage>, DbErr> {
-        let q = in_range(Entity::find(), filter.from, filter.to);
+        let q = crate::db::within(Entity::find(), Column::CreatedAt, filter.from, filter.to);
         let q = match &filter.selector {
             Selector::All => q,
             Selector::Instance(i) => q.filter(Column::InstanceId.eq(i.as_str())),
@@ -348,17 +337,18 @@ impl LlmRepository {
             GroupBy::Model => Column::Model,
             GroupBy::SessionTag => Column::SessionTag,
         };
-        let rows: Vec<(String, i64, i64, f64, i64)> = in_range(Entity::find(), from, to)
-            .select_only()
-            .column(column)
-            .column_as(Column::TokensIn.sum(), "sum_in")
-            .column_as(Column::TokensOut.sum(), "sum_out")
-            .column_as(Expr::cust("TOTAL(cost_usd)"), "sum_cost")
-            .column_as(Column::Id.count(), "requests")
-            .group_by(column)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
+        let rows: Vec<(String, i64, i64, f64, i64)> =
+            crate::db::within(Entity::find(), Column::CreatedAt, from, to)
+                .select_only()
+                .column(column)
+                .column_as(Column::TokensIn.sum(), "sum_in")
+                .column_as(Column::TokensOut.sum(), "sum_out")
+                .column_as(Expr::cust("TOTAL(cost_usd)"), "sum_cost")
+                .column_as(Column::Id.count(), "requests")
+                .group_by(column)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
         let mut out = UsageSummary::default();
         for (key, tokens_in, tokens_out, cost_usd, requests) in rows {
             let totals = Totals {

@@ -19,7 +19,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp_actix_web::transport::StreamableHttpService;
 
 pub use hosts::{allowed_hosts, api_base};
-pub use tools::{Koor, TOOLS_NAMES};
+pub use tools::Koor;
 
 use crate::http::Caller;
 

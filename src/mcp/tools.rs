@@ -28,16 +28,6 @@ pub const INSTRUCTIONS: &str = "koor coordinates the agents working on a codebas
 tools to register, find peers, share your intent and propose rules. Move data (state, specs, \
 events, usage) over REST or the koor CLI, never through MCP: get_endpoints lists the URLs.";
 
-/// The tool names, in listing order.
-pub const TOOLS_NAMES: [&str; 6] = [
-    "register_instance",
-    "discover_instances",
-    "set_intent",
-    "get_endpoints",
-    "propose_rule",
-    "validate_contract",
-];
-
 /// A tool whose parameters are all strings: `(name, description)` pairs (an empty
 /// description is left out) and the names that are required.
 fn tool(
@@ -414,7 +404,17 @@ mod tests {
     fn every_parameter_is_a_string_and_required_ones_exist() {
         let tools = definitions();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-        assert_eq!(names, TOOLS_NAMES);
+        assert_eq!(
+            names,
+            [
+                "register_instance",
+                "discover_instances",
+                "set_intent",
+                "get_endpoints",
+                "propose_rule",
+                "validate_contract",
+            ]
+        );
         for t in &tools {
             let props = t.input_schema["properties"].as_object().unwrap();
             for (name, schema) in props {
