@@ -139,15 +139,10 @@ impl Application {
             .map_err(StartError::Load)?
             .start();
         let metrics = AgentMetrics::new(db.clone(), config.write_batch_max).start();
-        let instances = InstanceRegistry::load(
-            db.clone(),
-            config.write_batch_max,
-            events.clone(),
-            metrics.clone(),
-        )
-        .await
-        .map_err(StartError::Load)?
-        .start();
+        let instances = InstanceRegistry::load(db.clone(), config.write_batch_max, events.clone())
+            .await
+            .map_err(StartError::Load)?
+            .start();
         let liveness = LivenessMonitor::start(
             instances.clone(),
             events.clone(),

@@ -5,11 +5,12 @@ mod body;
 mod caller;
 mod gate;
 mod health;
+pub mod hosts;
 mod query;
 
 pub use body::{JsonBody, RawBody};
 pub use caller::{Agent, Caller, INSTANCE_HEADER, INSTANCE_TOKEN_HEADER, identify};
-pub use gate::{AuthToken, BodyLimit, gate};
+pub use gate::{AuthToken, BodyLimit, bearer_matches, gate};
 pub use health::{ServerInfo, health};
 pub use query::{Query, instant_param, parse_limit, parse_query};
 

@@ -6,8 +6,10 @@
 //! applied in order to a copy of the instances it touches, the final rows are committed
 //! in one transaction, and only then is memory updated and every caller answered. So an
 //! acknowledged write is durable, and a stale sweep and a heartbeat never race: they are
-//! ordered in the queue. Events (`agent.active`) are published after the commit;
-//! heartbeats are counted in the agent metrics before the heartbeat is answered.
+//! ordered in the queue. Events (`agent.active`) are published after the commit. A batch's
+//! heartbeats are counted in the agent metrics inside the same transaction
+//! ([`crate::metrics::record_in`]), so a heartbeat costs one commit and an acknowledged
+//! heartbeat is always counted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use super::repository::InstanceRepository;
 use crate::batch::{Batch, WriteQueue};
 use crate::events::{EventBus, Publish};
 use crate::http::Agent;
-use crate::metrics::{AgentMetrics, RecordMetrics};
+use crate::metrics::RecordMetrics;
 use crate::time::now_micros;
 
 /// A queued write.
@@ -161,6 +163,19 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
     }
 }
 
+/// One `heartbeats` increment per heartbeat of the batch that succeeded.
+fn heartbeats_counted(ops: &[Op], results: &[Outcome]) -> Vec<RecordMetrics> {
+    ops.iter()
+        .zip(results)
+        .filter_map(|(op, result)| match (op, result) {
+            (Op::Heartbeat(_), Ok(Done::One(inst))) => {
+                Some(RecordMetrics::one(&inst.id, "heartbeats", 1))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The instances domain actor.
 pub struct InstanceRegistry {
     repo: InstanceRepository,
@@ -169,7 +184,6 @@ pub struct InstanceRegistry {
     by_token: HashMap<String, String>,
     queue: WriteQueue<Op, Outcome>,
     events: Addr<EventBus>,
-    metrics: Addr<AgentMetrics>,
 }
 
 impl InstanceRegistry {
@@ -179,7 +193,6 @@ impl InstanceRegistry {
         db: DatabaseConnection,
         batch_max: usize,
         events: Addr<EventBus>,
-        metrics: Addr<AgentMetrics>,
     ) -> Result<Self, sea_orm::DbErr> {
         let repo = InstanceRepository::new(db);
         let mut current = HashMap::new();
@@ -194,7 +207,6 @@ impl InstanceRegistry {
             by_token,
             queue: WriteQueue::new(batch_max),
             events,
-            metrics,
         })
     }
 
@@ -212,7 +224,8 @@ impl InstanceRegistry {
         let applied = apply(&self.current, &batch.ops, now_micros());
         let repo = self.repo.clone();
         let changed = applied.changed.clone();
-        let commit = async move { repo.persist(&changed).await };
+        let counted = heartbeats_counted(&batch.ops, &applied.results);
+        let commit = async move { repo.persist(&changed, &counted).await };
         ctx.spawn(commit.into_actor(self).map(move |result, act, ctx| {
             act.queue.done();
             match result {
@@ -334,20 +347,7 @@ impl Handler<Heartbeat> for InstanceRegistry {
     type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
 
     fn handle(&mut self, msg: Heartbeat, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.enqueue(Op::Heartbeat(msg.id), ctx);
-        let metrics = self.metrics.clone();
-        Box::pin(async move {
-            let inst = one(rx).await?;
-            // Counted before the heartbeat is answered, so an acknowledged heartbeat is
-            // also in the agent metrics; a metrics failure is logged, not returned.
-            let counted = metrics
-                .send(RecordMetrics::one(&inst.id, "heartbeats", 1))
-                .await;
-            if !matches!(counted, Ok(Ok(()))) {
-                tracing::warn!(instance = %inst.id, "heartbeat not counted in agent metrics");
-            }
-            Ok(inst)
-        })
+        Box::pin(one(self.enqueue(Op::Heartbeat(msg.id), ctx)))
     }
 }
 

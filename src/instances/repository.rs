@@ -8,6 +8,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
 
 use super::model::{Instance, Status};
+use crate::metrics::RecordMetrics;
 
 /// Rows per multi-row upsert (10 bound values each, far under SQLite's variable limit).
 const UPSERT_CHUNK: usize = 500;
@@ -64,8 +65,13 @@ impl InstanceRepository {
     }
 
     /// Stores the final state of every instance a batch touched, in one transaction:
-    /// `Some` rows are inserted or replaced, `None` ids are deleted.
-    pub async fn persist(&self, changed: &[(String, Option<Arc<Instance>>)]) -> Result<(), DbErr> {
+    /// `Some` rows are inserted or replaced, `None` ids are deleted, and the batch's
+    /// `heartbeats` increments are added in the same commit.
+    pub async fn persist(
+        &self,
+        changed: &[(String, Option<Arc<Instance>>)],
+        counted: &[RecordMetrics],
+    ) -> Result<(), DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
         let upserts: Vec<instance::ActiveModel> = changed
             .iter()
@@ -105,6 +111,7 @@ impl InstanceRepository {
                 .exec(&txn)
                 .await?;
         }
+        crate::metrics::record_in(&txn, counted).await?;
         txn.commit().await
     }
 }

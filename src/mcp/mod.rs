@@ -10,7 +10,6 @@
 //! Stateless: every POST is served on its own, so any or no `Mcp-Session-Id` works and
 //! no session state is held.
 
-mod hosts;
 mod tools;
 
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use std::sync::Arc;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp_actix_web::transport::StreamableHttpService;
 
-pub use hosts::{allowed_hosts, api_base};
+pub use crate::http::hosts::{allowed_hosts, api_base};
 pub use tools::Koor;
 
 use crate::http::Caller;

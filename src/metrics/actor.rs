@@ -57,7 +57,7 @@ impl AgentMetrics {
 }
 
 /// Sums the increments of a batch per (instance, metric, period), in first-seen order.
-fn merge(records: &[RecordMetrics]) -> Vec<Increment> {
+pub(super) fn merge(records: &[RecordMetrics]) -> Vec<Increment> {
     let mut index: HashMap<(String, String, String), usize> = HashMap::new();
     let mut out: Vec<Increment> = Vec::new();
     for r in records {

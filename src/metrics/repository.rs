@@ -1,13 +1,13 @@
-//! SeaORM access to `agent_metrics`. Private to the metrics domain: only `AgentMetrics`
-//! uses it.
+//! SeaORM access to `agent_metrics`. Private to the metrics domain: `AgentMetrics` uses
+//! it, and [`super::record_in`] lends its upsert to another domain's transaction.
 
 use std::collections::BTreeMap;
 
 use entities::agent_metric::{Column, Entity};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, Set,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Set,
 };
 
 use super::model::{AgentTotals, MetricRow};
@@ -43,32 +43,7 @@ impl MetricsRepository {
     /// Adds every increment in one transaction (insert, or add to the stored value).
     pub async fn add(&self, increments: Vec<Increment>) -> Result<(), DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
-        let mut rest = increments;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(UPSERT_CHUNK));
-            let chunk = std::mem::replace(&mut rest, tail);
-            let rows = chunk
-                .into_iter()
-                .map(|((instance_id, metric_name, period), value)| {
-                    entities::agent_metric::ActiveModel {
-                        instance_id: Set(instance_id),
-                        metric_name: Set(metric_name),
-                        period: Set(period),
-                        value: Set(value),
-                    }
-                });
-            Entity::insert_many(rows)
-                .on_conflict(
-                    OnConflict::columns([Column::InstanceId, Column::MetricName, Column::Period])
-                        .value(
-                            Column::Value,
-                            Expr::col((Entity, Column::Value)).add(Expr::cust("excluded.value")),
-                        )
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await?;
-        }
+        add_in(&txn, increments).await?;
         txn.commit().await
     }
 
@@ -122,4 +97,36 @@ impl MetricsRepository {
         }
         Ok(out)
     }
+}
+
+/// Adds `increments` through `conn` (a transaction the caller commits): insert, or add to
+/// the stored value.
+pub async fn add_in<C: ConnectionTrait>(conn: &C, increments: Vec<Increment>) -> Result<(), DbErr> {
+    let mut rest = increments;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(UPSERT_CHUNK));
+        let chunk = std::mem::replace(&mut rest, tail);
+        let rows = chunk
+            .into_iter()
+            .map(|((instance_id, metric_name, period), value)| {
+                entities::agent_metric::ActiveModel {
+                    instance_id: Set(instance_id),
+                    metric_name: Set(metric_name),
+                    period: Set(period),
+                    value: Set(value),
+                }
+            });
+        Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([Column::InstanceId, Column::MetricName, Column::Period])
+                    .value(
+                        Column::Value,
+                        Expr::col((Entity, Column::Value)).add(Expr::cust("excluded.value")),
+                    )
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
 }
