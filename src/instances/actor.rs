@@ -6,7 +6,8 @@
 //! applied in order to a copy of the instances it touches, the final rows are committed
 //! in one transaction, and only then is memory updated and every caller answered. So an
 //! acknowledged write is durable, and a stale sweep and a heartbeat never race: they are
-//! ordered in the queue. Events (`agent.active`) are published after the commit. A batch's
+//! ordered in the queue. Lifecycle events (`agent.registered`, `agent.active`,
+//! `agent.deregistered`) are published after the commit, in commit order. A batch's
 //! heartbeats are counted in the agent metrics inside the same transaction
 //! ([`crate::metrics::record_in`]), so a heartbeat costs one commit and an acknowledged
 //! heartbeat is always counted.
@@ -68,8 +69,8 @@ struct Applied {
     results: Vec<Outcome>,
     /// Final state of every touched instance (`None` = deleted), in first-touch order.
     changed: Vec<(String, Option<Arc<Instance>>)>,
-    /// Instances a heartbeat brought back from `stale`.
-    revived: Vec<Arc<Instance>>,
+    /// Lifecycle events to publish after the commit: (topic, instance).
+    announced: Vec<(&'static str, Arc<Instance>)>,
 }
 
 /// Applies `ops` in order on top of `current` at time `now`, without touching `current`.
@@ -77,7 +78,7 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
     let mut overlay: HashMap<String, Option<Arc<Instance>>> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut results = Vec::with_capacity(ops.len());
-    let mut revived = Vec::new();
+    let mut announced = Vec::new();
 
     let lookup = |overlay: &HashMap<String, Option<Arc<Instance>>>, id: &str| match overlay.get(id)
     {
@@ -117,6 +118,7 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
         if let Op::Register(inst) = op {
             let inst = Arc::new((**inst).clone());
             set(&mut overlay, id, Some(inst.clone()));
+            announced.push(("agent.registered", inst.clone()));
             results.push(Ok(Done::One(inst)));
             continue;
         }
@@ -126,6 +128,7 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
         };
         if let Op::Deregister(_) = op {
             set(&mut overlay, id, None);
+            announced.push(("agent.deregistered", cur.clone()));
             results.push(Ok(Done::One(cur)));
             continue;
         }
@@ -143,8 +146,11 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
             Op::Register(_) | Op::Deregister(_) | Op::MarkStale(_) => {}
         }
         let next = Arc::new(next);
-        if matches!(op, Op::Heartbeat(_)) && cur.status == Status::Stale {
-            revived.push(next.clone());
+        if matches!(op, Op::Heartbeat(_) | Op::Activate(_))
+            && cur.status != Status::Active
+            && next.status == Status::Active
+        {
+            announced.push(("agent.active", next.clone()));
         }
         set(&mut overlay, id, Some(next.clone()));
         results.push(Ok(Done::One(next)));
@@ -159,7 +165,7 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
     Applied {
         results,
         changed,
-        revived,
+        announced,
     }
 }
 
@@ -239,7 +245,8 @@ impl InstanceRegistry {
         }));
     }
 
-    /// After a commit: update memory, answer callers, publish `agent.active`.
+    /// After a commit: update memory, answer callers, publish the lifecycle events
+    /// (`agent.registered`, `agent.active`, `agent.deregistered`).
     fn finish(&mut self, applied: Applied, batch: Batch<Op, Outcome>) {
         for (id, inst) in applied.changed {
             match inst {
@@ -255,9 +262,9 @@ impl InstanceRegistry {
             }
         }
         batch.answer(applied.results);
-        for inst in applied.revived {
+        for (topic, inst) in applied.announced {
             self.events.do_send(Publish::system(
-                "agent.active",
+                topic,
                 "instances",
                 json!({
                     "instance_id": inst.id,
@@ -505,11 +512,16 @@ mod tests {
         );
         assert_eq!(
             applied
-                .revived
+                .announced
                 .iter()
-                .map(|i| i.id.as_str())
+                .map(|(topic, i)| format!("{topic} {}", i.id))
                 .collect::<Vec<_>>(),
-            ["s", "a"]
+            [
+                "agent.active s",
+                "agent.active p",
+                "agent.deregistered fresh",
+                "agent.active a"
+            ]
         );
         let changed: HashMap<_, _> = applied.changed.into_iter().collect();
         assert!(changed["fresh"].is_none());

@@ -4,8 +4,8 @@
 //! Messages in: `RegisterInstance`, `Heartbeat`, `Activate`, `SetCapabilities`,
 //! `SetIntent`, `Deregister`, `MarkStale` (writes, group-committed in order) and
 //! `GetInstance`, `ListInstances`, `Identify`, `CountInstances` (reads, from memory).
-//! Events out: `agent.active` when a heartbeat revives a stale instance (`agent.stale`
-//! comes from the liveness monitor). Metrics out: `heartbeats` per instance and hour.
+//! Events out: `agent.registered`, `agent.active` (activated, or revived from stale by a
+//! heartbeat) and `agent.deregistered` (`agent.stale` comes from the liveness monitor). Metrics out: `heartbeats` per instance and hour.
 //! Invariants: tokens are returned once and stored only as digests; a pending instance
 //! never goes stale; an instance is reported newly stale by exactly one `MarkStale`.
 

@@ -1,9 +1,10 @@
 //! `RuleBook`: the single owner and single writer of the rules table.
 //!
-//! Concurrency: reads (`ListRules`, `SelectRules`, `ExportRules`) are answered from memory,
+//! Concurrency: reads (`ListRules`, `AllRules`, `SelectRules`, `ExportRules`) are answered
+//! from memory,
 //! where every rule is held compiled (its regex and globs are built once, when the rule is
 //! stored or loaded, never per request). Writes (`ReplaceRules`, `ProposeRule`,
-//! `DecideRule`, `ImportRules`) are validated first, then run one at a time
+//! `DecideRule`, `ImportRules`, `DeleteRule`) are validated first, then run one at a time
 //! (`AtomicResponse`): one transaction, then memory, then the answer. Rule writes are
 //! rare, so they are not batched.
 
@@ -210,6 +211,45 @@ impl Handler<DecideRule> for RuleBook {
         rule.status = if msg.accept { "accepted" } else { "rejected" }.into();
         let out = rule.clone();
         AtomicResponse::new(self.write(None, vec![rule], out))
+    }
+}
+
+impl Handler<AllRules> for RuleBook {
+    type Result = MessageResult<AllRules>;
+
+    fn handle(&mut self, msg: AllRules, _: &mut Self::Context) -> Self::Result {
+        let rules = self
+            .rules
+            .values()
+            .filter(|r| msg.status.as_ref().is_none_or(|s| r.rule.status == *s))
+            .filter(|r| msg.project.as_ref().is_none_or(|p| r.rule.project == *p))
+            .map(|r| r.rule.clone())
+            .collect();
+        MessageResult(rules)
+    }
+}
+
+impl Handler<DeleteRule> for RuleBook {
+    type Result = AtomicResponse<Self, Result<Rule, RuleError>>;
+
+    fn handle(&mut self, msg: DeleteRule, _: &mut Self::Context) -> Self::Result {
+        let k = (msg.project, msg.rule_id);
+        let Some(rule) = self.rules.get(&k).map(|r| r.rule.clone()) else {
+            return refuse(RuleError::NotFound {
+                project: k.0,
+                rule_id: k.1,
+            });
+        };
+        let repo = self.repo.clone();
+        AtomicResponse::new(Box::pin(
+            async move { repo.delete(&k.0, &k.1).await.map(|()| k) }
+                .into_actor(self)
+                .map(move |result, act, _| {
+                    let k = result?;
+                    act.rules.remove(&k);
+                    Ok(rule)
+                }),
+        ))
     }
 }
 

@@ -66,3 +66,20 @@ pub struct ImportRules {
     pub rules: Vec<RuleIn>,
     pub project: Option<String>,
 }
+
+/// Every rule of every project (all sources), by project then rule_id; with `status` or
+/// `project`, only those with exactly that status or project.
+#[derive(Message)]
+#[rtype(result = "Vec<Rule>")]
+pub struct AllRules {
+    pub status: Option<String>,
+    pub project: Option<String>,
+}
+
+/// Deletes one rule of any source and status; answered with the rule as it was.
+#[derive(Message)]
+#[rtype(result = "Result<Rule, RuleError>")]
+pub struct DeleteRule {
+    pub project: String,
+    pub rule_id: String,
+}

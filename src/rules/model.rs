@@ -162,6 +162,8 @@ pub enum RuleError {
     Exists { project: String, rule_id: String },
     #[error("no proposed rule {project}/{rule_id}")]
     NotProposed { project: String, rule_id: String },
+    #[error("no rule {project}/{rule_id}")]
+    NotFound { project: String, rule_id: String },
     #[error("storage failure: {0}")]
     Storage(String),
 }
@@ -171,7 +173,7 @@ impl DomainError for RuleError {
         match self {
             RuleError::Invalid(_) => ErrorKind::BadRequest,
             RuleError::Exists { .. } => ErrorKind::Conflict,
-            RuleError::NotProposed { .. } => ErrorKind::NotFound,
+            RuleError::NotProposed { .. } | RuleError::NotFound { .. } => ErrorKind::NotFound,
             RuleError::Storage(_) => ErrorKind::Internal,
         }
     }

@@ -100,4 +100,15 @@ impl RuleRepository {
         }
         txn.commit().await
     }
+
+    /// Deletes one rule.
+    pub async fn delete(&self, project: &str, rule_id: &str) -> Result<(), DbErr> {
+        let txn = crate::db::begin_write(&self.db).await?;
+        Entity::delete_many()
+            .filter(Column::Project.eq(project))
+            .filter(Column::RuleId.eq(rule_id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await
+    }
 }

@@ -27,6 +27,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
+        web::resource("/api/rules")
+            .route(web::get().to(all))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
         web::resource("/api/rules/propose")
             .route(web::post().to(propose))
             .default_service(web::to(method_not_allowed("POST"))),
@@ -50,6 +55,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/api/rules/{project}/{rule_id}/reject")
             .route(web::post().to(reject))
             .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/api/rules/{project}/{rule_id}")
+            .route(web::delete().to(delete))
+            .default_service(web::to(method_not_allowed("DELETE"))),
     );
 }
 
@@ -197,6 +207,43 @@ async fn reject(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     decide(rules, audit, path.into_inner(), false).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AllQuery {
+    status: Option<String>,
+    project: Option<String>,
+}
+
+/// `GET /api/rules[?status=S&project=P]` (koor's addition): rules of every project and
+/// status, by project then rule_id, e.g. every pending proposal with `status=proposed`.
+async fn all(rules: Rules, q: Query<AllQuery>) -> ApiResult<HttpResponse> {
+    let q = q.into_inner();
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let found = rules
+        .send(AllRules {
+            status: nonempty(q.status),
+            project: nonempty(q.project),
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(listing(&found)))
+}
+
+/// `DELETE /api/rules/{project}/{rule_id}` (koor's addition): removes one rule of any
+/// source and status. Audited as `rule.delete`.
+async fn delete(
+    rules: Rules,
+    audit: Auditor,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (project, rule_id) = path.into_inner();
+    let rule = rules.send(DeleteRule { project, rule_id }).await??;
+    let resource = format!("{}/{}", rule.project, rule.rule_id);
+    audit
+        .record(Audit::new("rule.delete", resource.as_str()).with("status", rule.status.as_str()))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"deleted": resource})))
 }
 
 async fn export(rules: Rules, q: Query<SourceQuery>) -> ApiResult<HttpResponse> {

@@ -325,3 +325,67 @@ async fn instances_survive_a_restart_and_are_found_by_token() {
         .unwrap();
     assert_eq!(wrong, None, "the id is not the token");
 }
+
+#[actix_web::test]
+async fn the_lifecycle_is_announced_on_the_event_stream() {
+    let app = TestApp::spawn().await;
+    let reg = app
+        .register("gamma", json!({"workspace": "/g", "stack": "go"}))
+        .await;
+    let id = reg["id"].as_str().unwrap().to_string();
+    app.post(
+        &format!("/api/instances/{id}/heartbeat"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    app.post(
+        &format!("/api/instances/{id}/activate"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    // Activating an active instance is no transition: nothing is published.
+    app.post(
+        &format!("/api/instances/{id}/activate"),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    let gone = app
+        .request(Method::DELETE, &format!("/api/instances/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::OK);
+
+    let events = crate::specs::wait_events(&app, "agent.*", 3).await;
+    let seen: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e["source"], "instances", "{e}");
+            assert_eq!(e["data"]["name"], "gamma", "{e}");
+            assert_eq!(e["data"]["workspace"], "/g", "{e}");
+            assert!(!e.to_string().contains(reg["token"].as_str().unwrap()));
+            (
+                e["topic"].as_str().unwrap().to_string(),
+                e["data"]["instance_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = |t: &str| (t.to_string(), id.clone());
+    assert_eq!(
+        seen,
+        [
+            want("agent.registered"),
+            want("agent.active"),
+            want("agent.deregistered")
+        ]
+    );
+    let all = app.get_json("/api/events/history?topic=agent.*").await;
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        3,
+        "no other agent event: {all}"
+    );
+}

@@ -110,12 +110,20 @@ async fn a_heartbeat_revives_a_stale_instance_and_publishes_agent_active() {
         "active"
     );
     assert_eq!(app.get_json("/api/instances/stale").await, json!([]));
-    // Published after the heartbeat's commit; wait for it rather than sleeping.
-    let active = app
-        .get_json("/api/events/wait?after=0&topic=agent.active&timeout=10")
-        .await;
-    assert_eq!(active.as_array().unwrap().len(), 1, "{active}");
-    assert_eq!(active[0]["data"]["instance_id"], id);
+    // Published after the heartbeat's commit; wait for it rather than sleeping. The
+    // first `agent.active` is the activation of the pending instance, the second the
+    // revival.
+    let active = crate::specs::wait_events(&app, "agent.active", 2).await;
+    assert_eq!(active.len(), 2, "{active:?}");
+    assert!(
+        active
+            .iter()
+            .all(|e| e["data"]["instance_id"] == id.as_str())
+    );
+    assert!(
+        active[1]["data"]["last_seen"].as_str() > active[0]["data"]["last_seen"].as_str(),
+        "{active:?}"
+    );
     // Activate also revives a stale instance, and a second sweep sees it silent again.
     outlive_threshold().await;
     assert_eq!(check(&app).await["count"], 1);

@@ -495,3 +495,91 @@ async fn import_upserts_over_proposals_rejections_and_local_rules() {
     let got = validate(&app, "p", json!({"content": "old\nnew\nagain"})).await;
     assert_eq!(fired(&got), ["r", "rej"]);
 }
+
+#[actix_web::test]
+async fn every_rule_lists_by_status_and_one_rule_deletes_alone() {
+    let app = TestApp::spawn().await;
+    put_rules(
+        &app,
+        "web",
+        json!([{"rule_id": "keep", "pattern": "x"}, {"rule_id": "drop", "pattern": "y"}]),
+    )
+    .await;
+    propose(&app, "web", "pending", json!({})).await;
+    propose(
+        &app,
+        "api",
+        "also-pending",
+        json!({"proposed_by": "agent-7"}),
+    )
+    .await;
+
+    let all = app.get_json("/api/rules").await;
+    let ids: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}/{}:{}", r["project"], r["rule_id"], r["status"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "api/also-pending:proposed",
+            "web/drop:accepted",
+            "web/keep:accepted",
+            "web/pending:proposed"
+        ]
+    );
+    let proposed = app.get_json("/api/rules?status=proposed").await;
+    assert_eq!(proposed.as_array().unwrap().len(), 2, "{proposed}");
+    assert_eq!(proposed[0]["proposed_by"], "agent-7");
+    let web_proposed = app.get_json("/api/rules?status=proposed&project=web").await;
+    assert_eq!(web_proposed.as_array().unwrap().len(), 1);
+    assert_eq!(app.get_json("/api/rules?status=rejected").await, json!([]));
+
+    // Deleting one accepted rule leaves the pending proposal and the other rule alone.
+    let deleted = app
+        .request(Method::DELETE, "/api/rules/web/drop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_json(deleted, StatusCode::OK).await,
+        json!({"deleted": "web/drop"})
+    );
+    let left: Vec<Value> = rules_of(&app, "web").await;
+    let left: Vec<&str> = left
+        .iter()
+        .map(|r| r["rule_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["keep", "pending"]);
+    let found = validate(&app, "web", json!({"content": "x y", "filename": "a.txt"})).await;
+    assert_eq!(fired(&found), ["keep"], "the deleted rule no longer fires");
+
+    let again = app
+        .request(Method::DELETE, "/api/rules/web/drop")
+        .send()
+        .await
+        .unwrap();
+    assert_error(again, StatusCode::NOT_FOUND).await;
+    let proposal = app
+        .request(Method::DELETE, "/api/rules/api/also-pending")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proposal.status(), StatusCode::OK);
+    let audit = app.get_json("/api/audit?action=rule.delete").await;
+    let resources: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(resources, ["api/also-pending", "web/drop"]);
+    let wrong = app
+        .request(Method::POST, "/api/rules")
+        .send()
+        .await
+        .unwrap();
+    assert_error(wrong, StatusCode::METHOD_NOT_ALLOWED).await;
+}
