@@ -77,6 +77,8 @@ pub struct Domains {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The dashboard listener's port and server, when it is enabled.
+    dashboard: Option<(u16, Server)>,
     db: DatabaseConnection,
     domains: Domains,
 }
@@ -97,9 +99,24 @@ pub fn ensure_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 impl Application {
-    /// Opens storage, runs migrations, starts the actors and binds the listener.
+    /// Binds the listeners, opens storage, runs migrations and starts the actors.
     /// Port 0 in `config.bind` picks a free port; see [`Application::port`].
     pub async fn build(config: Config) -> Result<Application, StartError> {
+        // Listeners first: a taken port fails the start before any actor runs.
+        let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
+            bind: config.bind.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                bind: config.bind.clone(),
+                source,
+            })?
+            .port();
+
+        let dashboard_listener = bind_dashboard(&config)?;
+
         ensure_data_dir(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
@@ -200,18 +217,6 @@ impl Application {
             llm,
         };
 
-        let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
-            bind: config.bind.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                bind: config.bind.clone(),
-                source,
-            })?
-            .port();
-
         let mcp_hosts = crate::mcp::allowed_hosts(&config.bind, &config.mcp_allowed_hosts);
         if mcp_hosts.is_empty() {
             tracing::warn!("MCP accepts any Host header (mcp_allowed_hosts contains *)");
@@ -233,96 +238,58 @@ impl Application {
             api_bind: config.bind.clone(),
             dashboard_bind: config.dashboard_bind.clone(),
         });
-        let token = web::Data::new(AuthToken(config.auth_token.clone()));
-        let limit = web::Data::new(BodyLimit(config.max_body_bytes));
-        let state_addr = web::Data::new(domains.state.clone());
-        let events_addr = web::Data::new(domains.events.clone());
-        let specs_addr = web::Data::new(domains.specs.clone());
-        let schemas = web::Data::new(SchemaCache::default());
-        let rules_addr = web::Data::new(domains.rules.clone());
-        let instances_addr = web::Data::new(domains.instances.clone());
-        let metrics_addr = web::Data::new(domains.metrics.clone());
-        let liveness_addr = web::Data::new(domains.liveness.clone());
-        let tax = web::Data::new(TokenTax::default());
-        let compliance_addr = web::Data::new(domains.compliance.clone());
-        let templates_addr = web::Data::new(domains.templates.clone());
-        let webhooks_addr = web::Data::new(domains.webhooks.clone());
-        let audit_addr = web::Data::new(domains.audit.clone());
-        let llm_addr = web::Data::new(domains.llm.clone());
-        let http_telemetry = web::Data::new(
-            crate::telemetry::HttpTelemetry::new()
-                .map_err(|e| StartError::Metrics(e.to_string()))?,
-        );
-        let db_data = web::Data::new(db.clone());
-        let subscribers = web::Data::new(SubscriberSettings {
-            buffer: config.subscriber_buffer,
-        });
+        let shared = Shared {
+            info,
+            token: web::Data::new(AuthToken(config.auth_token.clone())),
+            limit: web::Data::new(BodyLimit(config.max_body_bytes)),
+            domains: domains.clone(),
+            schemas: web::Data::new(SchemaCache::default()),
+            tax: web::Data::new(TokenTax::default()),
+            contract_client,
+            subscribers: web::Data::new(SubscriberSettings {
+                buffer: config.subscriber_buffer,
+            }),
+            telemetry: web::Data::new(
+                crate::telemetry::HttpTelemetry::new()
+                    .map_err(|e| StartError::Metrics(e.to_string()))?,
+            ),
+            db: web::Data::new(db.clone()),
+        };
 
+        let api = shared.clone();
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(info.clone())
-                .app_data(token.clone())
-                .app_data(limit.clone())
-                .app_data(state_addr.clone())
-                .app_data(events_addr.clone())
-                .app_data(specs_addr.clone())
-                .app_data(schemas.clone())
-                .app_data(rules_addr.clone())
-                .app_data(instances_addr.clone())
-                .app_data(metrics_addr.clone())
-                .app_data(liveness_addr.clone())
-                .app_data(tax.clone())
-                .app_data(compliance_addr.clone())
-                .app_data(templates_addr.clone())
-                .app_data(webhooks_addr.clone())
-                .app_data(audit_addr.clone())
-                .app_data(llm_addr.clone())
-                .app_data(contract_client.clone())
-                .app_data(subscribers.clone())
-                .app_data(http_telemetry.clone())
-                .app_data(db_data.clone())
+                .configure(|cfg| api.install(cfg))
                 // The last `wrap` runs first: timing, auth and size checks, who is calling,
                 // then call counting.
                 .wrap(from_fn(crate::metrics::count_calls))
                 .wrap(from_fn(crate::http::identify))
                 .wrap(from_fn(crate::http::gate))
                 .wrap(from_fn(crate::telemetry::observe))
-                .service(
-                    web::resource("/health")
-                        .route(web::get().to(crate::http::health))
-                        .default_service(web::to(crate::http::method_not_allowed("GET"))),
-                )
-                .configure(crate::state::routes)
-                .configure(crate::specs::routes)
-                .configure(crate::rules::routes)
-                .configure(crate::contracts::routes)
-                .configure(crate::compliance::routes)
-                .configure(crate::templates::routes)
-                .configure(crate::webhooks::routes)
-                .configure(crate::events::routes)
-                .configure(crate::instances::routes)
-                .configure(crate::liveness::routes)
-                .configure(crate::metrics::routes)
-                .configure(crate::audit::routes)
-                .configure(crate::llm::routes)
+                .configure(api_routes)
                 .configure(crate::telemetry::routes)
                 .service(mcp.clone().scope_with_path("/mcp"))
                 .default_service(web::to(crate::http::not_found))
-        })
-        .workers(workers())
-        .shutdown_timeout(5)
-        .client_request_timeout(Duration::from_secs(10))
-        .keep_alive(Duration::from_secs(60))
-        .listen(listener)
-        .map_err(|source| StartError::Bind {
-            bind: config.bind.clone(),
-            source,
-        })?
-        .run();
+        });
+        let server = server
+            .workers(workers())
+            .shutdown_timeout(5)
+            .client_request_timeout(Duration::from_secs(10))
+            .keep_alive(Duration::from_secs(60))
+            .listen(listener)
+            .map_err(|source| StartError::Bind {
+                bind: config.bind.clone(),
+                source,
+            })?
+            .run();
+        let dashboard = dashboard_listener
+            .map(|l| dashboard(&config, l, shared))
+            .transpose()?;
 
         Ok(Application {
             port,
             server,
+            dashboard,
             db,
             domains,
         })
@@ -333,9 +300,17 @@ impl Application {
         self.port
     }
 
-    /// A handle to stop the server.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    /// The bound dashboard port, when the dashboard is enabled.
+    pub fn dashboard_port(&self) -> Option<u16> {
+        self.dashboard.as_ref().map(|(port, _)| *port)
+    }
+
+    /// A handle to stop the server (both listeners).
+    pub fn handle(&self) -> Handle {
+        Handle {
+            api: self.server.handle(),
+            dashboard: self.dashboard.as_ref().map(|(_, s)| s.handle()),
+        }
     }
 
     /// The domain actors (for tests that drive them directly).
@@ -346,10 +321,166 @@ impl Application {
     /// Serves until SIGINT/SIGTERM (or [`ServerHandle::stop`]): stops accepting, lets
     /// in-flight requests finish for up to 5 s, then closes storage.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let dashboard = self.dashboard.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, actix_web::rt::spawn(server))
+        });
         let result = self.server.await;
+        if let Some((handle, task)) = dashboard {
+            // The API has stopped (signal or handle): the dashboard goes with it.
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         self.db.close().await.map_err(std::io::Error::other)?;
         result
     }
+}
+
+/// Stops a running [`Application`].
+#[derive(Clone)]
+pub struct Handle {
+    api: ServerHandle,
+    dashboard: Option<ServerHandle>,
+}
+
+impl Handle {
+    /// Stops both listeners, gracefully (in-flight requests get up to 5 s) or not.
+    pub async fn stop(&self, graceful: bool) {
+        if let Some(d) = &self.dashboard {
+            d.stop(graceful).await;
+        }
+        self.api.stop(graceful).await;
+    }
+}
+
+/// Every piece of app data the HTTP layer needs, built once and installed in the apps of
+/// both listeners (each worker of each listener gets cheap clones).
+#[derive(Clone)]
+struct Shared {
+    info: web::Data<ServerInfo>,
+    token: web::Data<AuthToken>,
+    limit: web::Data<BodyLimit>,
+    domains: Domains,
+    schemas: web::Data<SchemaCache>,
+    tax: web::Data<TokenTax>,
+    contract_client: web::Data<ContractClient>,
+    subscribers: web::Data<SubscriberSettings>,
+    telemetry: web::Data<crate::telemetry::HttpTelemetry>,
+    db: web::Data<DatabaseConnection>,
+}
+
+impl Shared {
+    fn install(&self, cfg: &mut web::ServiceConfig) {
+        let d = &self.domains;
+        cfg.app_data(self.info.clone())
+            .app_data(self.token.clone())
+            .app_data(self.limit.clone())
+            .app_data(web::Data::new(d.state.clone()))
+            .app_data(web::Data::new(d.events.clone()))
+            .app_data(web::Data::new(d.specs.clone()))
+            .app_data(self.schemas.clone())
+            .app_data(web::Data::new(d.rules.clone()))
+            .app_data(web::Data::new(d.instances.clone()))
+            .app_data(web::Data::new(d.metrics.clone()))
+            .app_data(web::Data::new(d.liveness.clone()))
+            .app_data(self.tax.clone())
+            .app_data(web::Data::new(d.compliance.clone()))
+            .app_data(web::Data::new(d.templates.clone()))
+            .app_data(web::Data::new(d.webhooks.clone()))
+            .app_data(web::Data::new(d.audit.clone()))
+            .app_data(web::Data::new(d.llm.clone()))
+            .app_data(self.contract_client.clone())
+            .app_data(self.subscribers.clone())
+            .app_data(self.telemetry.clone())
+            .app_data(self.db.clone());
+    }
+}
+
+/// `/health` and the REST API (everything under `/api`), the same on both listeners.
+fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/health")
+            .route(web::get().to(crate::http::health))
+            .default_service(web::to(crate::http::method_not_allowed("GET"))),
+    )
+    .configure(crate::state::routes)
+    .configure(crate::specs::routes)
+    .configure(crate::rules::routes)
+    .configure(crate::contracts::routes)
+    .configure(crate::compliance::routes)
+    .configure(crate::templates::routes)
+    .configure(crate::webhooks::routes)
+    .configure(crate::events::routes)
+    .configure(crate::instances::routes)
+    .configure(crate::liveness::routes)
+    .configure(crate::metrics::routes)
+    .configure(crate::audit::routes)
+    .configure(crate::llm::routes);
+}
+
+/// Binds the dashboard's address (API §19), or `None` when it is disabled. A default
+/// address that is taken (a second server on the machine) is a warning; an address the
+/// operator chose is a startup error.
+fn bind_dashboard(config: &Config) -> Result<Option<TcpListener>, StartError> {
+    if config.dashboard_bind.is_empty() {
+        return Ok(None);
+    }
+    match TcpListener::bind(&config.dashboard_bind) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if !config.dashboard_bind_explicit => {
+            tracing::warn!(
+                bind = %config.dashboard_bind,
+                error = %e,
+                "dashboard disabled: its default address is not available"
+            );
+            Ok(None)
+        }
+        Err(source) => Err(StartError::Bind {
+            bind: config.dashboard_bind.clone(),
+            source,
+        }),
+    }
+}
+
+/// Builds the dashboard server on its bound listener.
+fn dashboard(
+    config: &Config,
+    listener: TcpListener,
+    shared: Shared,
+) -> Result<(u16, Server), StartError> {
+    let bind_error = |source| StartError::Bind {
+        bind: config.dashboard_bind.clone(),
+        source,
+    };
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let guard = web::Data::new(crate::dashboard::Guard::new(
+        config.auth_token.clone(),
+        crate::dashboard::SessionKey::random(),
+        &config.dashboard_bind,
+        port,
+    ));
+    let server = HttpServer::new(move || {
+        App::new()
+            .configure(|cfg| shared.install(cfg))
+            .app_data(guard.clone())
+            // Not counted in the token tax (API §16) and not timed under the API's
+            // series; the gate defers to the dashboard's guard.
+            .wrap(from_fn(crate::http::identify))
+            .wrap(from_fn(crate::http::gate))
+            .configure(api_routes)
+            .configure(crate::dashboard::routes)
+            .default_service(web::to(crate::http::not_found))
+    })
+    .workers(1)
+    .shutdown_timeout(5)
+    .client_request_timeout(Duration::from_secs(10))
+    .keep_alive(Duration::from_secs(60))
+    .disable_signals()
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    tracing::info!(bind = %config.dashboard_bind, port, "dashboard listening");
+    Ok((port, server))
 }
 
 fn workers() -> usize {

@@ -79,6 +79,9 @@ pub struct Config {
     pub bind: String,
     /// Dashboard listen address; empty disables the dashboard.
     pub dashboard_bind: String,
+    /// True when the dashboard address was configured (flag, environment or file) rather
+    /// than defaulted: failing to bind it is then a startup error, not a warning.
+    pub dashboard_bind_explicit: bool,
     /// Storage directory; the database is `{data_dir}/data.db`.
     pub data_dir: PathBuf,
     /// Server bearer token; empty turns auth off.
@@ -123,6 +126,7 @@ impl Default for Config {
         Self {
             bind: "localhost:9800".into(),
             dashboard_bind: "localhost:9847".into(),
+            dashboard_bind_explicit: false,
             data_dir: PathBuf::from("."),
             auth_token: Secret::default(),
             log_level: LogLevel::Info,
@@ -435,6 +439,7 @@ impl Config {
         let bind = o.bind.filter(|b| !b.is_empty()).unwrap_or(d.bind);
         Ok(Config {
             bind,
+            dashboard_bind_explicit: o.dashboard_bind.is_some(),
             dashboard_bind: o.dashboard_bind.unwrap_or(d.dashboard_bind),
             data_dir,
             auth_token: Secret::new(o.auth_token.unwrap_or_default()),

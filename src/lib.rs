@@ -19,6 +19,7 @@ pub mod cli;
 pub mod compliance;
 pub mod config;
 pub mod contracts;
+pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -138,6 +138,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     tracing::info!(
         bind = %bind,
         port = app.port(),
+        dashboard_port = ?app.dashboard_port(),
         data_dir = %data_dir.display(),
         auth,
         "koor listening"

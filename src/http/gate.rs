@@ -59,7 +59,8 @@ pub fn declared_length(headers: &header::HeaderMap) -> Option<u64> {
         .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
-/// Auth, then the declared body size.
+/// Auth (on the dashboard listener: its [`Guard`](crate::dashboard::Guard)), then the
+/// declared body size.
 pub async fn gate(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -69,7 +70,13 @@ pub async fn gate(
         .map(|t| t.0.clone())
         .unwrap_or_default();
     let is_health = req.method() == Method::GET && req.path() == "/health";
-    if !token.is_empty() && !is_health {
+    if let Some(guard) = req.app_data::<web::Data<crate::dashboard::Guard>>() {
+        if let Err(err) = guard.admit(req.request()) {
+            return Ok(req
+                .into_response(err.error_response())
+                .map_into_right_body());
+        }
+    } else if !token.is_empty() && !is_health {
         let presented = req
             .headers()
             .get(header::AUTHORIZATION)

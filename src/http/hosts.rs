@@ -1,10 +1,11 @@
-//! Which `Host` headers MCP accepts, and the API base URL `get_endpoints` reports.
+//! Which `Host` headers MCP and the dashboard accept, and the API base URL `get_endpoints`
+//! reports.
 
 /// Host names every server accepts: loopback.
 const LOOPBACK: &[&str] = &["localhost", "127.0.0.1", "::1"];
 
 /// Splits `host:port` (or `[v6]:port`) into the host part.
-fn host_of(bind: &str) -> &str {
+pub fn host_of(bind: &str) -> &str {
     let bind = bind.trim();
     if let Some(rest) = bind.strip_prefix('[') {
         return rest.split(']').next().unwrap_or("");
@@ -16,7 +17,7 @@ fn host_of(bind: &str) -> &str {
     }
 }
 
-fn is_wildcard(host: &str) -> bool {
+pub fn is_wildcard(host: &str) -> bool {
     matches!(host, "" | "0.0.0.0" | "::")
 }
 

@@ -233,10 +233,11 @@ async fn config_set_writes_settings_and_the_token_is_used() {
 async fn refuses_to_start(args: &[&str], env: &[(&str, &str)], expect: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = tokio::process::Command::new(koor_bin());
-    cmd.arg("serve")
-        .arg("--bind")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
+    cmd.arg("serve");
+    if !args.contains(&"--bind") {
+        cmd.arg("--bind").arg("127.0.0.1:0");
+    }
+    cmd.arg("--data-dir")
         .arg(dir.path())
         .args(args)
         .current_dir(dir.path());
@@ -251,6 +252,14 @@ async fn refuses_to_start(args: &[&str], env: &[(&str, &str)], expect: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     assert!(err.contains(expect), "{err}");
+}
+
+#[actix_web::test]
+async fn a_taken_port_stops_start_up_with_one_line_and_no_panic() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    refuses_to_start(&["--bind", &addr], &[], "cannot listen").await;
+    refuses_to_start(&["--dashboard-bind", &addr], &[], "cannot listen").await;
 }
 
 #[actix_web::test]

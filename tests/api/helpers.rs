@@ -18,7 +18,8 @@ pub struct TestApp {
     pub token: Option<String>,
     pub dir: TempDir,
     pub domains: Domains,
-    handle: actix_web::dev::ServerHandle,
+    pub dashboard_port: Option<u16>,
+    handle: koor::app::Handle,
 }
 
 impl TestApp {
@@ -32,6 +33,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
             bind: "127.0.0.1:0".into(),
+            dashboard_bind: String::new(),
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
@@ -40,6 +42,7 @@ impl TestApp {
         let app = Application::build(config).await.expect("the app builds");
         let port = app.port();
         let handle = app.handle();
+        let dashboard_port = app.dashboard_port();
         let domains = app.domains();
         actix_web::rt::spawn(app.run_until_stopped());
         TestApp {
@@ -49,6 +52,7 @@ impl TestApp {
             token,
             dir,
             domains,
+            dashboard_port,
             handle,
         }
     }
@@ -204,6 +208,12 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
+            .args(
+                (!extra.contains(&"--dashboard-bind"))
+                    .then_some(["--dashboard-bind", ""])
+                    .into_iter()
+                    .flatten(),
+            )
             .env_remove("KOOR_AUTH_TOKEN")
             .current_dir(data_dir)
             .stdin(Stdio::null())

@@ -8,6 +8,7 @@ mod cli;
 mod compliance;
 mod contracts;
 mod crash;
+mod dashboard;
 mod events;
 mod helpers;
 mod http;

@@ -1,0 +1,371 @@
+"""The dashboard as a person uses it: each step asserts what the page shows.
+
+Data is written over REST against the API port after the page is open; "live" steps expect
+the page to show it within LIVE_MS without a reload.
+"""
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from playwright.sync_api import expect
+
+LIVE_MS = 2000
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def test_overview_shows_agents_live(koor, ui):
+    page = ui.open(koor.dash_url + "/")
+    instances = page.get_by_test_id("instances")
+    expect(instances).to_contain_text("No agents yet")
+    expect(instances).to_contain_text("koor register NAME")
+    ui.wait_live()
+    ui.mark()
+
+    # The agent list follows agent.* events; it is not polled every second any more.
+    reads = []
+    page.on("request", lambda r: r.url.endswith("/api/instances") and reads.append(time.monotonic()))
+    page.wait_for_timeout(2500)
+    assert len(reads) <= 1, f"the agent list was read {len(reads)} times in 2.5 s without any agent event"
+
+    agent = koor.post("/api/instances/register", json={"name": "backend-agent", "workspace": "fleet", "stack": "rust"})
+
+    row = page.get_by_test_id("instance-row").filter(has_text="backend-agent")
+    expect(row).to_be_visible(timeout=LIVE_MS)
+    expect(row).to_contain_text("fleet")
+    expect(row).to_contain_text("pending")
+    expect(page.get_by_test_id("count-pending")).to_contain_text("1")
+    expect(page.get_by_test_id("event-item").filter(has_text="agent.registered")).to_be_visible()
+    seen = row.locator("time")
+    expect(seen).to_have_attribute("title", ISO)
+    # Relative times refresh by themselves ("just now" → "2 s ago").
+    expect(seen).to_have_text(re.compile(r"^\d+ s ago$"), timeout=5000)
+
+    # Activation and deregistration show live too (agent.active, agent.deregistered).
+    koor.post(f"/api/instances/{agent['id']}/activate")
+    expect(row).to_contain_text("active", timeout=LIVE_MS)
+    expect(page.get_by_test_id("count-active")).to_contain_text("1")
+    koor.delete(f"/api/instances/{agent['id']}")
+    expect(row).to_have_count(0, timeout=LIVE_MS)
+    expect(instances).to_contain_text("No agents yet")
+    expect(page.get_by_test_id("count-total")).to_contain_text("0")
+    expect(page.get_by_test_id("event-item").filter(has_text="agent.deregistered")).to_be_visible()
+    ui.assert_not_reloaded()
+
+
+@pytest.mark.koor_args("--stale-after", "0.5", "--liveness-interval", "0")
+def test_overview_status_follows_agent_events(koor, ui):
+    agent = koor.post("/api/instances/register", json={"name": "worker", "workspace": "fleet"})
+    koor.post(f"/api/instances/{agent['id']}/activate")
+    page = ui.open(koor.dash_url + "/")
+    row = page.get_by_test_id("instance-row").filter(has_text="worker")
+    expect(row).to_contain_text("active")
+    ui.wait_live()
+
+    # A forced liveness check publishes agent.stale; the list follows over the WebSocket.
+    time.sleep(0.6)
+    assert koor.post("/api/liveness/check")["count"] == 1
+    expect(row).to_contain_text("stale", timeout=LIVE_MS)
+    expect(page.get_by_test_id("count-stale")).to_contain_text("1")
+    expect(page.get_by_test_id("event-item").filter(has_text="agent.stale")).to_be_visible(timeout=LIVE_MS)
+
+    koor.post(f"/api/instances/{agent['id']}/heartbeat")  # back from stale: agent.active
+    expect(row).to_contain_text("active", timeout=LIVE_MS)
+    # One agent.active from the activation before the page opened, one from the heartbeat.
+    expect(page.get_by_test_id("event-item").filter(has_text="agent.active")).to_have_count(2, timeout=LIVE_MS)
+
+
+def test_overview_events_tax_and_spend(koor, ui):
+    page = ui.open(koor.dash_url + "/")
+    expect(page.get_by_test_id("recent-events")).to_contain_text("No events yet")
+    ui.wait_live()
+    ui.mark()
+
+    koor.post("/api/events/publish", json={"topic": "build.frontend.done", "data": {"ok": True, "commit": "abc123"}})
+    item = page.get_by_test_id("event-item").filter(has_text="build.frontend.done")
+    expect(item).to_be_visible(timeout=LIVE_MS)
+    expect(item).to_contain_text('"commit":"abc123"')
+
+    # An event published while the socket is down arrives once after the reconnect (resume).
+    page.evaluate("stream.stop()")
+    expect(page.get_by_test_id("live-status")).to_have_attribute("data-state", "offline")
+    koor.post("/api/events/publish", json={"topic": "build.backend.done", "data": {"while": "offline"}})
+    page.evaluate("stream.start()")
+    ui.wait_live()
+    expect(page.get_by_test_id("event-item").filter(has_text="build.backend.done")).to_have_count(1, timeout=LIVE_MS)
+    koor.post("/api/events/publish", json={"topic": "build.docs.done"})
+    expect(page.get_by_test_id("event-item").filter(has_text="build.docs.done")).to_be_visible(timeout=LIVE_MS)
+    expect(page.get_by_test_id("event-item").filter(has_text="build.backend.done")).to_have_count(1)
+
+    koor.put("/api/llm/budgets/project:web", json={"period": "day", "max_tokens": 10000})
+    koor.post("/api/llm/usage", json={"provider": "openai", "model": "gpt-4", "project": "web",
+                                      "tokens_in": 6000, "tokens_out": 2500, "cost_usd": 0.12})
+    # Usage publishes llm.usage.recorded and budget.warning: spend and budget refresh live.
+    expect(page.get_by_test_id("llm-summary")).to_contain_text("$0.1200", timeout=LIVE_MS)
+    budget = page.get_by_test_id("budget-row").filter(has_text="project:web")
+    expect(budget).to_contain_text("85.0 %", timeout=LIVE_MS)
+    expect(budget).to_contain_text("warning")
+    expect(page.get_by_test_id("event-item").filter(has_text="budget.warning")).to_be_visible()
+
+    expect(page.get_by_test_id("tax-rest")).not_to_have_text("0", timeout=7000)
+    expect(page.get_by_test_id("uptime")).to_have_text(re.compile(r"\d+s$"))
+    page.get_by_test_id("tax-reset").click()
+    expect(page.get_by_test_id("toast")).to_contain_text("reset")
+    expect(page.get_by_test_id("tax-rest")).to_have_text("0")
+    ui.assert_not_reloaded()
+
+    for name, workspace in [("backend", "api"), ("frontend", "web")]:
+        koor.post("/api/instances/register", json={"name": name, "workspace": workspace, "stack": "rust"})
+    expect(page.get_by_test_id("instance-row")).to_have_count(2, timeout=LIVE_MS)
+    ui.shot("overview")
+
+
+def _put_state(koor, key, value):
+    return koor.put(f"/api/state/{key}", data=json.dumps(value), headers={"Content-Type": "application/json"})
+
+
+def test_state_value_history_diff_and_rollback(koor, ui):
+    key = "fleet/config"
+    for n, features in enumerate([["state"], ["state", "events"], ["state", "events", "rules"]], start=1):
+        _put_state(koor, key, {"name": "koor", "release": n, "features": features})
+
+    page = ui.open(koor.dash_url + "/state")
+    page.get_by_test_id("state-key").filter(has_text=key).click()
+    expect(page).to_have_url(re.compile(r"/state\?key=fleet%2Fconfig$"))
+    expect(page.get_by_test_id("state-version")).to_have_text("version 3")
+    value = page.get_by_test_id("state-value")
+    expect(value).to_contain_text('"release": 3,')
+    expect(value).to_contain_text('    "rules"')  # pretty-printed, one array item per line
+
+    page.get_by_test_id("tab-history").click()
+    expect(page.get_by_test_id("version-row")).to_have_count(3)
+    page.get_by_test_id("diff-a").select_option("1")
+    page.get_by_test_id("diff-b").select_option("3")
+    page.get_by_test_id("diff-button").click()
+    diff = page.get_by_test_id("diff")
+    expect(diff.get_by_test_id("diff-del").filter(has_text='"release": 1,')).to_be_visible()
+    expect(diff.get_by_test_id("diff-add").filter(has_text='"release": 3,')).to_be_visible()
+    expect(diff.get_by_test_id("diff-add").filter(has_text='"rules"')).to_be_visible()
+    expect(diff.locator("td.same").filter(has_text='"name": "koor",')).to_have_count(2)  # unchanged on both sides
+    expect(diff.get_by_test_id("diff-del").filter(has_text='"name"')).to_have_count(0)
+    ui.shot("state-diff")
+
+    page.get_by_test_id("rollback-1").click()
+    dialog = page.get_by_test_id("confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("version 1")
+    page.get_by_test_id("confirm-ok").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id("toast")).to_contain_text("now at version 4")
+    expect(page.get_by_test_id("state-version")).to_have_text("version 4")
+    expect(page.get_by_test_id("state-value")).to_contain_text('"release": 1,')
+    assert koor.get(f"/api/state/{key}")["release"] == 1
+
+
+def test_rules_accept_proposal_and_try_it(koor, ui):
+    koor.put("/api/specs/web/button-schema", json={"type": "object"})
+    koor.post("/api/rules/propose", json={
+        "project": "web", "rule_id": "no-inline-style", "pattern": r"style\s*=",
+        "message": "use CSS classes, not inline styles", "proposed_by": "frontend-agent",
+    })
+
+    page = ui.open(koor.dash_url + "/rules")
+    proposal = page.get_by_test_id("proposed-rule").filter(has_text="no-inline-style")
+    expect(proposal).to_contain_text("frontend-agent")
+    expect(page.get_by_test_id("spec").filter(has_text="button-schema")).to_be_visible()
+    ui.shot("rules")
+    proposal.get_by_test_id("rule-accept").click()
+
+    expect(page.get_by_test_id("toast")).to_contain_text("no-inline-style accepted")
+    expect(page.get_by_test_id("proposed-rules")).to_contain_text("No proposed rules")
+    accepted = page.get_by_test_id("rule-table").get_by_test_id("rule-row").filter(has_text="no-inline-style")
+    expect(accepted).to_contain_text("accepted")
+
+    # Add a second rule with the form, keyboard-submitted.
+    page.get_by_test_id("rule-add").click()
+    page.get_by_test_id("rule-form-id").fill("no-todo")
+    page.get_by_test_id("rule-form-pattern").fill("TODO")
+    page.get_by_test_id("rule-form-pattern").press("Enter")
+    expect(page.get_by_test_id("rule-row").filter(has_text="no-todo")).to_be_visible()
+
+    page.get_by_test_id("try-project").fill("web")
+    page.get_by_test_id("try-content").fill('<div class="ok">fine</div>\n<div style="color: red">bad</div>')
+    page.get_by_test_id("try-submit").click()
+    violation = page.get_by_test_id("violation")
+    expect(violation).to_have_count(1)
+    expect(violation).to_contain_text("no-inline-style")
+    expect(violation).to_contain_text("use CSS classes, not inline styles")
+    expect(violation.locator("td").first).to_have_text("2")
+
+
+def test_rules_delete_one_rule_keeps_the_others(koor, ui):
+    koor.put("/api/validate/web/rules", json=[
+        {"rule_id": "no-todo", "pattern": "TODO"},
+        {"rule_id": "no-debugger", "pattern": r"debugger;", "severity": "warning"},
+    ])
+    koor.post("/api/rules/propose", json={"project": "web", "rule_id": "no-inline-style", "pattern": r"style\s*=",
+                                          "proposed_by": "frontend-agent"})
+    # A project that only has a proposal is listed too (GET /api/rules names every project).
+    koor.post("/api/rules/propose", json={"project": "mobile", "rule_id": "no-alert", "pattern": r"alert\(",
+                                          "proposed_by": "mobile-agent"})
+
+    page = ui.open(koor.dash_url + "/rules?project=web")
+    expect(page.get_by_test_id("proposed-rule")).to_have_count(2)
+    expect(page.get_by_test_id("projects").get_by_role("link", name="mobile")).to_be_visible()
+    rules = page.get_by_test_id("rule-table").get_by_test_id("rule-row")
+    expect(rules).to_have_count(3)
+
+    rules.filter(has_text="no-todo").get_by_test_id("rule-delete").click()
+    dialog = page.get_by_test_id("confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Delete rule no-todo?")
+    expect(dialog).not_to_contain_text("removed too")
+    page.get_by_test_id("confirm-ok").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id("toast")).to_contain_text("no-todo deleted")
+
+    expect(rules.filter(has_text="no-todo")).to_have_count(0)
+    expect(rules).to_have_count(2)
+    expect(rules.filter(has_text="no-debugger")).to_contain_text("accepted")
+    expect(rules.filter(has_text="no-inline-style")).to_contain_text("proposed")
+    proposal = page.get_by_test_id("proposed-rule").filter(has_text="no-inline-style")
+    expect(proposal).to_contain_text("frontend-agent")
+    expect(page.get_by_test_id("proposed-rule")).to_have_count(2)
+
+    stored = {r["rule_id"]: r["status"] for r in koor.get("/api/validate/web/rules")["rules"]}
+    assert stored == {"no-debugger": "accepted", "no-inline-style": "proposed"}, stored
+    assert [r["rule_id"] for r in koor.get("/api/rules?project=mobile")] == ["no-alert"]
+    ui.shot("rules-after-delete")
+
+
+class _Receiver:
+    """A local webhook target whose answer the test switches."""
+
+    def __init__(self):
+        self.status = 410
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server naming)
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = _Receiver()
+    yield r
+    r.close()
+
+
+def test_webhooks_compliance_and_audit_pages(koor, ui, receiver):
+    ui.allow_status(409)
+    koor.post("/api/webhooks", json={"id": "ci-hook", "url": receiver.url, "patterns": ["build.*"]})
+    koor.post("/api/events/publish", json={"topic": "build.done", "data": {"n": 1}})
+
+    # 410 Gone fails the delivery and disables the webhook at once.
+    page = ui.open(koor.dash_url + "/webhooks")
+    hook = page.get_by_test_id("webhook").filter(has_text="ci-hook")
+    expect(hook.get_by_test_id("webhook-status")).to_have_text("disabled", timeout=8000)
+    delivery = hook.get_by_test_id("delivery-row").first
+    expect(delivery).to_contain_text("failed")
+    expect(delivery).to_contain_text("HTTP 410")
+    ui.shot("webhooks")
+
+    receiver.status = 200
+    hook.get_by_test_id("webhook-enable").click()
+    expect(page.get_by_test_id("toast").filter(has_text="enabled")).to_be_visible()
+    expect(hook.get_by_test_id("webhook-status")).to_have_text("active")
+    hook.get_by_test_id("delivery-retry").click()
+    expect(hook.get_by_test_id("delivery-row").first).to_contain_text("delivered", timeout=8000)
+
+    # An API error is shown, not swallowed: a duplicate id is a 409.
+    page.get_by_test_id("webhook-form-id").fill("ci-hook")
+    page.get_by_test_id("webhook-form-url").fill(receiver.url)
+    page.get_by_test_id("webhook-form-url").press("Enter")
+    expect(page.get_by_test_id("error-toast")).to_contain_text("409")
+
+    # Compliance: an active agent whose project has a contract with an empty endpoint.
+    agent = koor.post("/api/instances/register", json={"name": "fleet-agent", "workspace": "fleet"})
+    koor.post(f"/api/instances/{agent['id']}/activate")
+    koor.put("/api/specs/fleet/trucks", json={"kind": "contract", "version": 1,
+                                                 "endpoints": {"GET /api/ping": {}}})
+    page.get_by_role("link", name="Compliance").click()
+    expect(page.get_by_test_id("compliance-runs")).to_contain_text("No compliance runs yet")
+    page.get_by_test_id("compliance-run").click()
+    run = page.get_by_test_id("compliance-row").first
+    expect(run).to_contain_text("fleet-agent")
+    expect(run).to_contain_text("fail")
+    expect(run).to_contain_text("endpoints.GET /api/ping")
+    ui.shot("compliance")
+
+    page.get_by_role("link", name="Audit").click()
+    entries = koor.get("/api/audit/verify")["entries"]
+    assert entries >= 5
+    expect(page.get_by_test_id("verify-ok")).to_contain_text(f"Chain verified — {entries} entries intact")
+    expect(page.get_by_test_id("audit-row").first).to_be_visible()
+    ui.shot("audit")
+    page.get_by_label("Action", exact=True).fill("webhook.create")
+    page.get_by_test_id("audit-apply").click()
+    expect(page).to_have_url(re.compile(r"/audit\?action=webhook.create"))
+    rows = page.get_by_test_id("audit-row")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("ci-hook")
+
+
+def test_token_prompt_and_session(koor_auth, ui):
+    ui.allow_status(401)
+    koor_auth.post("/api/instances/register", json={"name": "secure-agent", "workspace": "vault"})
+
+    page = ui.open(koor_auth.dash_url + "/")
+    form = page.get_by_test_id("login-form")
+    expect(form).to_be_visible()
+    expect(page.get_by_test_id("instance-row")).to_have_count(0)
+    ui.shot("token-prompt")
+
+    page.get_by_test_id("token-input").fill("not-the-token")
+    page.get_by_test_id("token-input").press("Enter")
+    expect(page.get_by_test_id("login-error")).to_contain_text("Wrong token")
+    expect(form).to_be_visible()
+
+    page.get_by_test_id("token-input").fill(koor_auth.token)
+    page.get_by_test_id("token-submit").click()
+    expect(form).to_be_hidden()
+    expect(page.get_by_test_id("instance-row").filter(has_text="secure-agent")).to_be_visible()
+    ui.wait_live()
+    assert page.evaluate("document.cookie").find(koor_auth.token) == -1, "the token must not be readable by scripts"
+
+    page.reload()
+    expect(page.get_by_test_id("instance-row").filter(has_text="secure-agent")).to_be_visible()
+    expect(form).to_have_count(0)
+
+    page.get_by_test_id("sign-out").click()
+    expect(page.get_by_test_id("login-form")).to_be_visible()
+    page.reload()
+    expect(page.get_by_test_id("login-form")).to_be_visible()
+
+
+def test_missing_key_is_a_clear_message(koor, ui):
+    ui.allow_status(404)
+    page = ui.open(koor.dash_url + "/state?key=does-not-exist")
+    message = page.get_by_test_id("not-found")
+    expect(message).to_contain_text("Key not found")
+    expect(message).to_contain_text("does-not-exist")
+    body = page.locator("body").inner_text()
+    for raw in ("TypeError", "undefined", "[object Object]", "Traceback", "NaN"):
+        assert raw not in body, f"the page shows a raw {raw!r}"
