@@ -62,12 +62,18 @@ pub enum RulesCmd {
     Accept { project: String, rule_id: String },
     /// Reject a proposed rule.
     Reject { project: String, rule_id: String },
-    /// List a project's rules, every status.
+    /// Delete one rule, whatever its status; the project's other rules stay.
+    Delete { project: String, rule_id: String },
+    /// List a project's rules, every status; without a project, every project's rules
+    /// (optionally only those with --status, e.g. `koor rules list --status proposed`).
     List {
-        project: String,
-        /// Only rules of this stack (and universal ones).
-        #[arg(long)]
+        project: Option<String>,
+        /// Only rules of this stack (and universal ones); needs a project.
+        #[arg(long, requires = "project")]
         stack: Option<String>,
+        /// Only rules with this status (accepted, proposed, rejected); without a project.
+        #[arg(long, conflicts_with = "project")]
+        status: Option<String>,
     },
     /// Replace a project's rules with a JSON array (from --data, --file or standard input).
     Set {
@@ -157,11 +163,16 @@ fn array_body(data: Option<String>, file: Option<PathBuf>) -> Result<bytes::Byte
 }
 
 fn rule_path(project: &str, rule_id: &str, action: &str) -> String {
-    format!(
-        "/api/rules/{}/{}/{action}",
+    let path = format!(
+        "/api/rules/{}/{}",
         path_escape(project),
         path_escape(rule_id)
-    )
+    );
+    if action.is_empty() {
+        path
+    } else {
+        format!("{path}/{action}")
+    }
 }
 
 /// `koor rules …`.
@@ -206,10 +217,27 @@ pub async fn run(client: &Client, cmd: RulesCmd) -> ExitCode {
             let path = rule_path(&project, &rule_id, "reject");
             client.send(Method::POST, &path, &[], None).await
         }
-        RulesCmd::List { project, stack } => {
+        RulesCmd::Delete { project, rule_id } => {
+            let path = rule_path(&project, &rule_id, "");
+            client.send(Method::DELETE, &path, &[], None).await
+        }
+        RulesCmd::List {
+            project: Some(project),
+            stack,
+            ..
+        } => {
             let path = format!("/api/validate/{}/rules", path_escape(&project));
             let query: Vec<(&str, String)> = stack.map(|s| vec![("stack", s)]).unwrap_or_default();
             client.get(&path, &query).await
+        }
+        RulesCmd::List {
+            project: None,
+            status,
+            ..
+        } => {
+            let query: Vec<(&str, String)> =
+                status.map(|s| vec![("status", s)]).unwrap_or_default();
+            client.get("/api/rules", &query).await
         }
         RulesCmd::Set {
             project,

@@ -477,3 +477,46 @@ async fn audit_commands_list_summarize_and_verify() {
     .await;
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
 }
+
+#[actix_web::test]
+async fn koor_rules_lists_every_proposal_and_deletes_one_rule() {
+    let app = TestApp::spawn().await;
+    let cwd = app.dir.path();
+    let run = |args: &'static [&'static str]| koor(&app.address, cwd, args, None);
+    let set = run(&[
+        "rules",
+        "set",
+        "web",
+        "--data",
+        r#"[{"rule_id": "a", "pattern": "x"}, {"rule_id": "b", "pattern": "y"}]"#,
+    ])
+    .await;
+    assert!(set.status.success(), "{set:?}");
+    let proposed = run(&[
+        "rules",
+        "propose",
+        "--project",
+        "api",
+        "--rule-id",
+        "p",
+        "--pattern",
+        "z",
+    ])
+    .await;
+    assert!(proposed.status.success(), "{proposed:?}");
+
+    let pending = run(&["rules", "list", "--status", "proposed"]).await;
+    assert!(pending.status.success(), "{pending:?}");
+    let pending: Value = serde_json::from_str(&stdout(&pending)).unwrap();
+    assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(pending[0]["rule_id"], "p");
+
+    let deleted = run(&["rules", "delete", "web", "a"]).await;
+    assert!(deleted.status.success(), "{deleted:?}");
+    let left = app.get_json("/api/validate/web/rules").await;
+    assert_eq!(left["rules"].as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left["rules"][0]["rule_id"], "b");
+    let again = run(&["rules", "delete", "web", "a"]).await;
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("404"));
+}
