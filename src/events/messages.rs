@@ -1,5 +1,6 @@
 //! Messages of the events domain.
 
+use bytestring::ByteString;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,8 +77,9 @@ pub struct Wait {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub enum BusFrame {
-    /// A committed event matching the subscriber's pattern.
-    Event(Arc<Event>),
+    /// A committed event matching the subscriber's pattern, with its JSON text (rendered
+    /// once per event, however many subscribers get it).
+    Event(Arc<Event>, ByteString),
     /// The subscriber's buffer overflowed; it has been unsubscribed and gets nothing more.
     Lagged,
 }

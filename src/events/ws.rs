@@ -9,6 +9,7 @@
 //! `(ID, live_after]`, holding its mailbox (the live events) until the replay is written,
 //! so there is neither a gap nor a duplicate. All WebSocket code lives in this module.
 
+use bytestring::ByteString;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -53,8 +54,15 @@ impl Subscription {
 
     fn send_event(&mut self, event: &Event, ctx: &mut ws::WebsocketContext<Self>) {
         if event.id > self.last_sent {
-            ctx.text(event.to_json());
-            self.last_sent = event.id;
+            self.send_frame(event.id, ByteString::from(event.to_json()), ctx);
+        }
+    }
+
+    /// Sends event `id` as `text` unless it was already sent (replay and live overlap).
+    fn send_frame(&mut self, id: i64, text: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+        if id > self.last_sent {
+            ctx.text(text);
+            self.last_sent = id;
         }
     }
 
@@ -161,7 +169,7 @@ impl Handler<BusFrame> for Subscription {
 
     fn handle(&mut self, frame: BusFrame, ctx: &mut Self::Context) {
         match frame {
-            BusFrame::Event(event) => self.send_event(&event, ctx),
+            BusFrame::Event(event, text) => self.send_frame(event.id, text, ctx),
             BusFrame::Lagged => {
                 self.id = None;
                 let lagged = json!({

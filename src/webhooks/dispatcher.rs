@@ -305,7 +305,7 @@ impl Handler<BusFrame> for WebhookDispatcher {
 
     fn handle(&mut self, frame: BusFrame, ctx: &mut Self::Context) {
         match frame {
-            BusFrame::Event(_) => self.queue_pump(ctx),
+            BusFrame::Event(..) => self.queue_pump(ctx),
             // The log is the source of truth: resubscribe and catch up from the cursors.
             BusFrame::Lagged => {
                 self.subscribed = false;
