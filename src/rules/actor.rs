@@ -19,7 +19,7 @@ use super::engine::CompiledRule;
 use super::messages::*;
 use super::model::{GLOBAL, Rule, RuleError};
 use super::repository::RuleRepository;
-use crate::error::refuse;
+use crate::error::{after_commit, persist_then, refuse};
 use crate::events::{EventBus, Publish};
 use crate::time::now_micros;
 
@@ -73,19 +73,18 @@ impl RuleBook {
         let repo = self.repo.clone();
         let stored = rules.clone();
         let clear = clear_project.clone();
-        Box::pin(
-            async move { repo.write(clear.as_deref(), &stored).await }
-                .into_actor(self)
-                .map(move |result, act, _| {
-                    result?;
-                    if let Some(project) = clear_project {
-                        act.rules.retain(|(p, _), _| *p != project);
-                    }
-                    for r in rules {
-                        act.rules.insert(key(&r), CompiledRule::new(r));
-                    }
-                    Ok(answer)
-                }),
+        after_commit(
+            self,
+            async move { repo.write(clear.as_deref(), &stored).await },
+            move |(), act: &mut Self, _| {
+                if let Some(project) = clear_project {
+                    act.rules.retain(|(p, _), _| *p != project);
+                }
+                for r in rules {
+                    act.rules.insert(key(&r), CompiledRule::new(r));
+                }
+                answer
+            },
         )
     }
 }
@@ -241,15 +240,14 @@ impl Handler<DeleteRule> for RuleBook {
             });
         };
         let repo = self.repo.clone();
-        AtomicResponse::new(Box::pin(
-            async move { repo.delete(&k.0, &k.1).await.map(|()| k) }
-                .into_actor(self)
-                .map(move |result, act, _| {
-                    let k = result?;
-                    act.rules.remove(&k);
-                    Ok(rule)
-                }),
-        ))
+        persist_then(
+            self,
+            async move { repo.delete(&k.0, &k.1).await.map(|()| k) },
+            move |k, act: &mut Self, _| {
+                act.rules.remove(&k);
+                rule
+            },
+        )
     }
 }
 

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::messages::*;
 use super::model::{Template, TemplateError};
 use super::repository::TemplateRepository;
-use crate::error::refuse;
+use crate::error::{persist_then, refuse};
 use crate::rules::{ImportRules, RuleBook, RuleError, RuleIn};
 use crate::specs::{SpecRegistry, spec_key};
 use crate::state::PutValue;
@@ -73,15 +73,14 @@ impl Handler<CreateTemplate> for TemplateLibrary {
         }
         let repo = self.repo.clone();
         let stored = template.clone();
-        AtomicResponse::new(Box::pin(
-            async move { repo.insert(&stored).await }
-                .into_actor(self)
-                .map(move |result, act, _| {
-                    result?;
-                    act.templates.insert(template.id.clone(), template.clone());
-                    Ok(template)
-                }),
-        ))
+        persist_then(
+            self,
+            async move { repo.insert(&stored).await },
+            move |(), act: &mut Self, _| {
+                act.templates.insert(template.id.clone(), template.clone());
+                template
+            },
+        )
     }
 }
 
@@ -129,15 +128,13 @@ impl Handler<DeleteTemplate> for TemplateLibrary {
         }
         let repo = self.repo.clone();
         let id = msg.id.clone();
-        AtomicResponse::new(Box::pin(
-            async move { repo.delete(&id).await }
-                .into_actor(self)
-                .map(move |result, act, _| {
-                    result?;
-                    act.templates.remove(&msg.id);
-                    Ok(())
-                }),
-        ))
+        persist_then(
+            self,
+            async move { repo.delete(&id).await },
+            move |(), act: &mut Self, _| {
+                act.templates.remove(&msg.id);
+            },
+        )
     }
 }
 

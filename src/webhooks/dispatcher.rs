@@ -24,7 +24,7 @@ use super::attempt::{Outcome, decide, send};
 use super::model::{Delivery, DeliveryState, Webhook, WebhookError, WebhookIn};
 use super::repository::{NewDelivery, WebhookRepository};
 use super::safety::{GuardedResolver, check_target};
-use crate::error::refuse;
+use crate::error::{persist_then, refuse};
 use crate::events::pattern::TopicPattern;
 use crate::events::{
     BusFrame, Event, EventBus, EventError, GetBusStats, HistoryAfter, HistoryFilter, Subscribe,
@@ -516,15 +516,13 @@ impl Handler<DeleteWebhook> for WebhookDispatcher {
         }
         let repo = self.repo.clone();
         let id = msg.id.clone();
-        AtomicResponse::new(Box::pin(
-            async move { repo.delete(&id).await }
-                .into_actor(self)
-                .map(move |result, act, _| {
-                    result?;
-                    act.hooks.remove(&msg.id);
-                    Ok(())
-                }),
-        ))
+        persist_then(
+            self,
+            async move { repo.delete(&id).await },
+            move |(), act: &mut Self, _| {
+                act.hooks.remove(&msg.id);
+            },
+        )
     }
 }
 
@@ -539,19 +537,18 @@ impl Handler<EnableWebhook> for WebhookDispatcher {
         hook.fail_count = 0;
         let repo = self.repo.clone();
         let stored = hook.clone();
-        AtomicResponse::new(Box::pin(
-            async move { repo.save(&stored).await }
-                .into_actor(self)
-                .map(move |result, act, ctx| {
-                    result?;
-                    if let Some(h) = act.hooks.get_mut(&hook.id) {
-                        h.active = true;
-                        h.fail_count = 0;
-                    }
-                    act.queue_pump(ctx);
-                    Ok(hook)
-                }),
-        ))
+        persist_then(
+            self,
+            async move { repo.save(&stored).await },
+            move |(), act: &mut Self, ctx| {
+                if let Some(h) = act.hooks.get_mut(&hook.id) {
+                    h.active = true;
+                    h.fail_count = 0;
+                }
+                act.queue_pump(ctx);
+                hook
+            },
+        )
     }
 }
 
