@@ -162,17 +162,12 @@ fn array_body(data: Option<String>, file: Option<PathBuf>) -> Result<bytes::Byte
     Ok(bytes)
 }
 
-fn rule_path(project: &str, rule_id: &str, action: &str) -> String {
-    let path = format!(
+fn rule_path(project: &str, rule_id: &str) -> String {
+    format!(
         "/api/rules/{}/{}",
         path_escape(project),
         path_escape(rule_id)
-    );
-    if action.is_empty() {
-        path
-    } else {
-        format!("{path}/{action}")
-    }
+    )
 }
 
 /// `koor rules …`.
@@ -210,15 +205,15 @@ pub async fn run(client: &Client, cmd: RulesCmd) -> ExitCode {
             client.post_json("/api/rules/propose", &body).await
         }
         RulesCmd::Accept { project, rule_id } => {
-            let path = rule_path(&project, &rule_id, "accept");
+            let path = format!("{}/accept", rule_path(&project, &rule_id));
             client.send(Method::POST, &path, &[], None).await
         }
         RulesCmd::Reject { project, rule_id } => {
-            let path = rule_path(&project, &rule_id, "reject");
+            let path = format!("{}/reject", rule_path(&project, &rule_id));
             client.send(Method::POST, &path, &[], None).await
         }
         RulesCmd::Delete { project, rule_id } => {
-            let path = rule_path(&project, &rule_id, "");
+            let path = rule_path(&project, &rule_id);
             client.send(Method::DELETE, &path, &[], None).await
         }
         RulesCmd::List {

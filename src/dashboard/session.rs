@@ -188,8 +188,7 @@ pub(super) async fn sign_in(
     if guard.token.is_empty() {
         return Ok(HttpResponse::Ok().json(json!({"authenticated": true})));
     }
-    let header = format!("Bearer {}", body.token);
-    if !crate::http::bearer_matches(Some(header.as_bytes()), &guard.token) {
+    if !crate::http::token_matches(body.token.as_bytes(), &guard.token) {
         return Err(ApiError::new(ErrorKind::Unauthorized, "wrong token"));
     }
     Ok(HttpResponse::Ok()

@@ -25,9 +25,8 @@ pub struct BodyLimit(pub usize);
 /// sending, gets to read the 413 instead of a reset connection.
 const DRAIN_CAP: usize = 64 * 1024 * 1024;
 
-/// True when `header_value` is `Bearer <token>` with exactly `expected` as the token.
-/// The comparison hashes both sides and compares the digests in constant time, so
-/// neither the token's bytes nor its length leak through timing.
+/// True when `header_value` is `Bearer <token>` with exactly `expected` as the token
+/// (compared by [`token_matches`]).
 pub fn bearer_matches(header_value: Option<&[u8]>, expected: &Secret) -> bool {
     let Some(value) = header_value else {
         return false;
@@ -35,7 +34,13 @@ pub fn bearer_matches(header_value: Option<&[u8]>, expected: &Secret) -> bool {
     if value.len() < 8 || !value[..7].eq_ignore_ascii_case(b"bearer ") {
         return false;
     }
-    let presented = &value[7..];
+    token_matches(&value[7..], expected)
+}
+
+/// True when `presented` is exactly the (non-empty) `expected` token. Both sides are
+/// hashed and the digests compared in constant time, so neither the token's bytes nor its
+/// length leak through timing.
+pub fn token_matches(presented: &[u8], expected: &Secret) -> bool {
     if presented.is_empty() {
         return false;
     }

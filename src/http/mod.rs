@@ -10,7 +10,7 @@ mod query;
 
 pub use body::{JsonBody, RawBody};
 pub use caller::{Agent, Caller, INSTANCE_HEADER, INSTANCE_TOKEN_HEADER, identify};
-pub use gate::{AuthToken, BodyLimit, bearer_matches, gate};
+pub use gate::{AuthToken, BodyLimit, bearer_matches, gate, token_matches};
 pub use health::{ServerInfo, health};
 pub use query::{Query, instant_param, parse_limit, parse_query};
 
