@@ -99,7 +99,7 @@ fn serve(req: &HttpRequest, name: &str) -> ApiResult<HttpResponse> {
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| crate::state::if_none_match_hits(v, &etag));
     let mut res = if fresh {
         HttpResponse::NotModified()
     } else {
