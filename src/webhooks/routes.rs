@@ -5,7 +5,8 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::dispatcher::*;
+use super::actor::WebhookDispatcher;
+use super::messages::*;
 use super::model::WebhookIn;
 use crate::audit::{Audit, Auditor};
 use crate::error::ApiResult;

@@ -1,18 +1,15 @@
 //! `WebhookDispatcher`: the single owner of the webhook tables and the worker that
 //! delivers events to them, under `actix::Supervisor`.
 //!
-//! Nothing is lost: every webhook has a persisted cursor (the last event turned into
-//! deliveries). A `Pump` step reads committed events after the lowest cursor from the
-//! event log, records one pending delivery per (active webhook, matching event) and moves
-//! the cursors in the same transaction, then starts the due head of every idle webhook's
-//! queue. Per webhook one attempt is in flight at a time, oldest delivery first, so order
-//! is preserved (a delivery waiting for its retry holds back the ones after it). Pumps run
-//! on every live event (the dispatcher subscribes to the bus), on a short timer, and after
-//! every attempt; after a crash or `kill -9` the cursors and pending rows are still there.
-//! Every step runs through `supervise::guarded`: a panic restarts the worker behind the
-//! same `Addr`, and the interrupted delivery, still pending, is attempted again.
+//! Pumps (see `pump`) run on every live event (the dispatcher subscribes to the bus), on a
+//! short timer, and after every attempt. `Pump`, the writes and `RetryDelivery` are atomic
+//! (one at a time, in mailbox order); `TestWebhook`, `ListDeliveries` and
+//! `GetDispatchStats` run concurrently with them. An attempt runs as its own task, at most
+//! one per webhook. Every step runs through `supervise::guarded`: a panic restarts the
+//! worker behind the same `Addr`, and the interrupted delivery, still pending, is
+//! attempted again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,22 +17,22 @@ use actix::prelude::*;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
-use super::attempt::{Outcome, decide, send};
-use super::model::{Delivery, DeliveryState, Webhook, WebhookError, WebhookIn};
-use super::repository::{NewDelivery, WebhookRepository};
+use super::attempt::{Outcome, send};
+use super::messages::{
+    CreateWebhook, DeleteWebhook, DispatchStats, EnableWebhook, GetDispatchStats, ListDeliveries,
+    ListWebhooks, Pump, RetryDelivery, TestWebhook,
+};
+use super::model::{Delivery, DeliveryState, Webhook, WebhookError};
+use super::pump::{attempt, scan};
+use super::repository::WebhookRepository;
 use super::safety::{GuardedResolver, check_target};
 use crate::error::{persist_then, refuse};
-use crate::events::pattern::TopicPattern;
-use crate::events::{
-    BusFrame, Event, EventBus, EventError, GetBusStats, HistoryAfter, HistoryFilter, Subscribe,
-};
+use crate::events::{BusFrame, EventBus, GetBusStats, Subscribe};
 use crate::supervise::{WorkerState, guarded, worker_messages};
 use crate::time::{format_micros, now_micros};
 
 /// The worker's name in logs and errors.
 const WORKER: &str = "webhook-dispatcher";
-/// Events read from the log per query while turning them into deliveries.
-const SCAN_PAGE: u64 = 500;
 /// How often due retries are looked for without any new event.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -48,78 +45,6 @@ pub struct DispatchSettings {
     pub schedule: Vec<Duration>,
     /// Refuse loopback, private, link-local and unique-local targets.
     pub block_private: bool,
-}
-
-/// Turns new events into deliveries and starts due attempts.
-#[derive(Message)]
-#[rtype(result = "Result<(), WebhookError>")]
-pub struct Pump;
-
-/// Registers a webhook.
-#[derive(Message)]
-#[rtype(result = "Result<Webhook, WebhookError>")]
-pub struct CreateWebhook {
-    pub input: WebhookIn,
-}
-
-/// Every webhook, newest first.
-#[derive(Message)]
-#[rtype(result = "Vec<Webhook>")]
-pub struct ListWebhooks;
-
-/// Deletes a webhook and its pending deliveries.
-#[derive(Message)]
-#[rtype(result = "Result<(), WebhookError>")]
-pub struct DeleteWebhook {
-    pub id: String,
-}
-
-/// Re-activates a webhook and clears its failure count.
-#[derive(Message)]
-#[rtype(result = "Result<Webhook, WebhookError>")]
-pub struct EnableWebhook {
-    pub id: String,
-}
-
-/// Delivers a `webhook.test` payload now and reports whether it succeeded.
-#[derive(Message)]
-#[rtype(result = "Result<(), WebhookError>")]
-pub struct TestWebhook {
-    pub id: String,
-}
-
-/// Up to `limit` deliveries of a webhook, newest first.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<Delivery>, WebhookError>")]
-pub struct ListDeliveries {
-    pub id: String,
-    pub limit: u64,
-}
-
-/// Makes a delivery pending again, due now.
-#[derive(Message)]
-#[rtype(result = "Result<Delivery, WebhookError>")]
-pub struct RetryDelivery {
-    pub id: String,
-    pub delivery_id: i64,
-}
-
-/// Attempts finished since this process started, by outcome, and the deliveries waiting.
-#[derive(Message)]
-#[rtype(result = "Result<DispatchStats, WebhookError>")]
-pub struct GetDispatchStats;
-
-/// The answer to [`GetDispatchStats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DispatchStats {
-    /// Attempts that delivered.
-    pub delivered: u64,
-    /// Failed attempts that will be retried.
-    pub retrying: u64,
-    /// Failed attempts that gave up (last attempt, or a status that is not retried).
-    pub failed: u64,
-    /// Deliveries pending now.
-    pub queue_depth: u64,
 }
 
 /// The webhooks domain actor and delivery worker.
@@ -136,22 +61,6 @@ pub struct WebhookDispatcher {
     subscribed: bool,
     /// Counts of finished attempts (the `queue_depth` of [`DispatchStats`] is read anew).
     attempts: DispatchStats,
-}
-
-/// The body of a delivery: compact JSON, identical on every attempt.
-pub fn payload(e: &Event) -> String {
-    json!({
-        "topic": e.topic,
-        "data": e.data,
-        "source": e.source,
-        "event_id": e.id,
-        "created_at": format_micros(e.created_at),
-    })
-    .to_string()
-}
-
-fn random_unit() -> f64 {
-    (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
 }
 
 impl WebhookDispatcher {
@@ -228,25 +137,15 @@ impl WebhookDispatcher {
         // runs an atomic step (a pump, a create) it polls nothing else, and an attempt
         // paused between `BEGIN IMMEDIATE` and `COMMIT` would hold the write lock that step
         // is waiting for. A panic in the task is re-raised inside `guarded`.
-        let task = actix_web::rt::spawn(async move {
-            if fault {
-                panic!("injected fault");
-            }
-            let outcome = send(
-                &client,
-                &hook,
-                &delivery.message_id,
-                delivery.body.as_bytes(),
-                block_private,
-            )
-            .await;
-            let now = now_micros();
-            let record = decide(hook, &delivery, &outcome, &schedule, now, random_unit());
-            if let Outcome::Error(e) = &outcome {
-                tracing::warn!(webhook = %record.webhook.id, delivery = delivery.id, error = %e, "webhook delivery failed");
-            }
-            repo.record(&record, now).await.map(|()| record)
-        });
+        let task = actix_web::rt::spawn(attempt(
+            client,
+            repo,
+            hook,
+            delivery,
+            schedule,
+            block_private,
+            fault,
+        ));
         let step = guarded(WORKER, move || async move {
             match task.await {
                 Ok(recorded) => recorded,
@@ -314,89 +213,6 @@ impl Handler<BusFrame> for WebhookDispatcher {
             }
         }
     }
-}
-
-/// Reads events after the cursors, records deliveries and moves the cursors; answers the
-/// new cursors and the due head of every idle active webhook.
-async fn scan(
-    repo: WebhookRepository,
-    events: Addr<EventBus>,
-    hooks: Vec<Webhook>,
-    idle: Vec<String>,
-) -> Result<(HashMap<String, i64>, Vec<Delivery>), WebhookError> {
-    let mut cursors: HashMap<String, i64> =
-        hooks.iter().map(|h| (h.id.clone(), h.cursor)).collect();
-    // Compiled once per pump, not once per (event, webhook).
-    let patterns: Vec<Vec<TopicPattern>> = hooks.iter().map(Webhook::topic_patterns).collect();
-    while let Some(after) = cursors.values().min().copied() {
-        let page = events
-            .send(HistoryAfter {
-                after,
-                filter: HistoryFilter::default(),
-                limit: SCAN_PAGE,
-            })
-            .await
-            .map_err(|_| WebhookError::Unavailable)?;
-        let page = match page {
-            Ok(page) => page,
-            Err(EventError::Expired { oldest, .. }) => {
-                tracing::error!(
-                    after,
-                    oldest,
-                    "events were pruned before they reached every webhook; raise event_retention"
-                );
-                for c in cursors.values_mut() {
-                    *c = (*c).max(oldest - 1);
-                }
-                continue;
-            }
-            Err(e) => return Err(WebhookError::Storage(e.to_string())),
-        };
-        let Some(last) = page.last().map(|e| e.id) else {
-            break;
-        };
-        let now = now_micros();
-        let mut new = Vec::new();
-        for event in &page {
-            let body = std::cell::OnceCell::new();
-            for (hook, patterns) in hooks.iter().zip(&patterns) {
-                if hook.active
-                    && cursors[&hook.id] < event.id
-                    && patterns.iter().any(|p| p.matches(&event.topic))
-                {
-                    new.push(NewDelivery {
-                        webhook_id: hook.id.clone(),
-                        event_id: event.id,
-                        topic: event.topic.clone(),
-                        message_id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
-                        body: body.get_or_init(|| payload(event)).clone(),
-                    });
-                }
-            }
-        }
-        let moved: Vec<(String, i64)> = cursors
-            .iter()
-            .filter(|(_, c)| **c < last)
-            .map(|(id, _)| (id.clone(), last))
-            .collect();
-        repo.enqueue(new, &moved, now).await?;
-        for (id, c) in moved {
-            cursors.insert(id, c);
-        }
-        if (page.len() as u64) < SCAN_PAGE {
-            break;
-        }
-    }
-    let now = now_micros();
-    let mut due = Vec::new();
-    for id in idle {
-        if let Some(head) = repo.head(&id).await?
-            && head.next_attempt_at.unwrap_or(0) <= now
-        {
-            due.push(head);
-        }
-    }
-    Ok((cursors, due))
 }
 
 impl Handler<Pump> for WebhookDispatcher {
