@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, web};
 use sea_orm::DatabaseConnection;
 
 use crate::audit::AuditLog;
+use crate::batch::Outbox;
 use crate::compliance::{ComplianceDeps, ComplianceMonitor};
 use crate::config::Config;
 use crate::contracts::ContractClient;
@@ -25,10 +26,6 @@ use crate::specs::{SchemaCache, SpecRegistry};
 use crate::state::StateStore;
 use crate::templates::TemplateLibrary;
 use crate::webhooks::{DispatchSettings, WebhookDispatcher};
-
-/// Mailbox size of the domain actors. Senders using `send` wait when it is full
-/// (backpressure); it is large so that bursts from many HTTP workers rarely wait.
-pub const MAILBOX_CAPACITY: usize = 1 << 16;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +127,8 @@ impl Application {
             })?;
         crate::db::migrate(&db).await.map_err(StartError::Migrate)?;
 
-        let audit = AuditLog::load(db.clone(), config.write_batch_max)
+        let audit_committed = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let audit = AuditLog::load(db.clone(), audit_committed.clone())
             .await
             .map_err(StartError::Load)?
             .start();
@@ -139,24 +137,26 @@ impl Application {
             retention: config.event_retention,
             prune_interval: config.prune_interval,
         };
-        let events = EventBus::load(db.clone(), bus_settings)
+        let bus_outbox = Outbox::new(None, audit_committed);
+        let events = EventBus::load(db.clone(), bus_outbox.clone(), bus_settings)
             .await
             .map_err(StartError::Load)?
             .start();
-        let state = StateStore::load(db.clone(), config.write_batch_max, events.clone())
+        let outbox = bus_outbox.with_bus(events.clone());
+        let state = StateStore::load(db.clone(), outbox.clone(), config.write_batch_max)
             .await
             .map_err(StartError::Load)?
             .start();
-        let specs = SpecRegistry::load(db.clone(), config.write_batch_max, events.clone())
+        let specs = SpecRegistry::load(db.clone(), outbox.clone(), config.write_batch_max)
             .await
             .map_err(StartError::Load)?
             .start();
-        let rules = RuleBook::load(db.clone(), events.clone())
+        let rules = RuleBook::load(db.clone(), outbox.clone())
             .await
             .map_err(StartError::Load)?
             .start();
-        let metrics = AgentMetrics::new(db.clone(), config.write_batch_max).start();
-        let instances = InstanceRegistry::load(db.clone(), config.write_batch_max, events.clone())
+        let metrics = AgentMetrics::new(db.clone(), outbox.clone(), config.write_batch_max).start();
+        let instances = InstanceRegistry::load(db.clone(), outbox.clone(), config.write_batch_max)
             .await
             .map_err(StartError::Load)?
             .start();
@@ -178,10 +178,11 @@ impl Application {
             },
             config.compliance_interval,
         );
-        let templates = TemplateLibrary::load(db.clone(), rules.clone(), specs.clone())
-            .await
-            .map_err(StartError::Load)?
-            .start();
+        let templates =
+            TemplateLibrary::load(db.clone(), outbox.clone(), rules.clone(), specs.clone())
+                .await
+                .map_err(StartError::Load)?
+                .start();
         let contract_client = web::Data::new(ContractClient::new().map_err(|e| {
             StartError::Load(sea_orm::DbErr::Custom(format!(
                 "cannot create HTTP client: {e}"
@@ -190,6 +191,7 @@ impl Application {
         let webhooks = WebhookDispatcher::start(
             db.clone(),
             events.clone(),
+            outbox.clone(),
             DispatchSettings {
                 timeout: config.webhook_timeout,
                 schedule: config.webhook_retry_schedule.clone(),
@@ -198,7 +200,7 @@ impl Application {
         )
         .await
         .map_err(|e| StartError::Load(sea_orm::DbErr::Custom(e)))?;
-        let llm = LlmLedger::load(db.clone(), config.write_batch_max, events.clone())
+        let llm = LlmLedger::load(db.clone(), outbox.clone(), config.write_batch_max)
             .await
             .map_err(StartError::Load)?
             .start();
@@ -226,7 +228,6 @@ impl Application {
                 domains.instances.clone(),
                 domains.rules.clone(),
                 domains.specs.clone(),
-                domains.audit.clone(),
                 crate::mcp::api_base(&config.bind, port),
             ),
             mcp_hosts,

@@ -168,58 +168,6 @@ impl DomainError for actix::MailboxError {
     }
 }
 
-/// The answer of an `AtomicResponse` handler that refuses a message before doing any work
-/// (bad input, unknown id): the error, at once.
-pub fn refuse<A, T, E>(err: E) -> actix::AtomicResponse<A, Result<T, E>>
-where
-    A: actix::Actor,
-    T: 'static,
-    E: 'static,
-{
-    actix::AtomicResponse::new(Box::pin(actix::fut::ready(Err(err))))
-}
-
-/// A write of an actor that keeps its data in memory: `io` (its transaction) runs first,
-/// and only when it succeeds does `apply` update the actor's memory and make the answer;
-/// a storage error is the answer otherwise and memory stays untouched.
-pub fn after_commit<A, R, T, E, Fut, F>(
-    act: &A,
-    io: Fut,
-    apply: F,
-) -> actix::ResponseActFuture<A, Result<T, E>>
-where
-    A: actix::Actor<Context = actix::Context<A>>,
-    Fut: std::future::Future<Output = Result<R, sea_orm::DbErr>> + 'static,
-    F: FnOnce(R, &mut A, &mut actix::Context<A>) -> T + 'static,
-    R: 'static,
-    T: 'static,
-    E: From<sea_orm::DbErr> + 'static,
-{
-    use actix::{ActorFutureExt, WrapFuture};
-    Box::pin(
-        io.into_actor(act)
-            .map(move |result, act, ctx| Ok(apply(result?, act, ctx))),
-    )
-}
-
-/// The answer of an `AtomicResponse` handler that writes: [`after_commit`], run while the
-/// actor handles no other message.
-pub fn persist_then<A, R, T, E, Fut, F>(
-    act: &A,
-    io: Fut,
-    apply: F,
-) -> actix::AtomicResponse<A, Result<T, E>>
-where
-    A: actix::Actor<Context = actix::Context<A>>,
-    Fut: std::future::Future<Output = Result<R, sea_orm::DbErr>> + 'static,
-    F: FnOnce(R, &mut A, &mut actix::Context<A>) -> T + 'static,
-    R: 'static,
-    T: 'static,
-    E: From<sea_orm::DbErr> + 'static,
-{
-    actix::AtomicResponse::new(after_commit(act, io, apply))
-}
-
 /// The cause chain of `err`, for logs.
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();

@@ -25,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod instances;
+pub mod journal;
 pub mod liveness;
 pub mod llm;
 pub mod mcp;

@@ -1,9 +1,12 @@
-//! `AuditLog`: the single owner and single writer of the audit table.
+//! `AuditLog`: the reader of the audit table and the verifier of its chain.
 //!
-//! Concurrency: `Append` joins a [`WriteQueue`]; each batch is chained to the stored head
-//! and inserted in one transaction (one fsync for many requests), then every caller is
-//! answered with its entry's id. Reads and the chain walk run as futures over the pool,
-//! so a long verification never holds up appends.
+//! Entries are not written here: each domain appends the entries of its writes inside
+//! its own transaction ([`crate::journal`]), so an acknowledged write and its entry commit
+//! together. Every commit raises the shared high-water mark this actor verifies against.
+//! Reads and the chain walk run as futures over the pool.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use actix::prelude::*;
 use sea_orm::{DatabaseConnection, DbErr};
@@ -11,56 +14,21 @@ use sea_orm::{DatabaseConnection, DbErr};
 use super::messages::*;
 use super::model::{AuditEntry, AuditError, AuditSummary, ChainWalk, VerifyReport};
 use super::repository::AuditRepository;
-use crate::batch::WriteQueue;
-use crate::time::now_micros;
 
 /// The audit domain actor.
 pub struct AuditLog {
     repo: AuditRepository,
-    queue: WriteQueue<super::model::Audit, Result<i64, AuditError>>,
-    /// The highest id this process has seen committed: a chain that ends below it has
-    /// lost its newest entries.
-    committed: i64,
+    /// The highest id this process has seen committed (raised by every writer's outbox):
+    /// a chain that ends below it has lost its newest entries.
+    committed: Arc<AtomicI64>,
 }
 
 impl AuditLog {
-    /// Loads the chain head. `batch_max` bounds how many entries share one commit.
-    pub async fn load(db: DatabaseConnection, batch_max: usize) -> Result<Self, DbErr> {
+    /// Reads the chain head into `committed`, the high-water mark the writers raise.
+    pub async fn load(db: DatabaseConnection, committed: Arc<AtomicI64>) -> Result<Self, DbErr> {
         let repo = AuditRepository::new(db);
-        let committed = repo.max_id().await?;
-        Ok(Self {
-            repo,
-            queue: WriteQueue::new(batch_max),
-            committed,
-        })
-    }
-
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Some(mut batch) = self.queue.next_batch() else {
-            return;
-        };
-        let repo = self.repo.clone();
-        let entries = std::mem::take(&mut batch.ops);
-        ctx.spawn(
-            async move { repo.append(entries, now_micros()).await }
-                .into_actor(self)
-                .map(move |result, act, ctx| {
-                    act.queue.done();
-                    match result {
-                        Ok(ids) => {
-                            if let Some(&last) = ids.last() {
-                                act.committed = act.committed.max(last);
-                            }
-                            batch.answer(ids.into_iter().map(Ok));
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "audit batch failed to commit");
-                            batch.fail(Err(AuditError::Storage(e.to_string())));
-                        }
-                    }
-                    act.flush(ctx);
-                }),
-        );
+        committed.fetch_max(repo.max_id().await?, Ordering::AcqRel);
+        Ok(Self { repo, committed })
     }
 }
 
@@ -68,17 +36,7 @@ impl Actor for AuditLog {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
-    }
-}
-
-impl Handler<Append> for AuditLog {
-    type Result = ResponseFuture<Result<i64, AuditError>>;
-
-    fn handle(&mut self, msg: Append, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.queue.push(msg.0);
-        self.flush(ctx);
-        Box::pin(async move { rx.await.unwrap_or(Err(AuditError::Unavailable)) })
+        ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
     }
 }
 
@@ -105,7 +63,7 @@ impl Handler<VerifyAudit> for AuditLog {
 
     fn handle(&mut self, _: VerifyAudit, _: &mut Self::Context) -> Self::Result {
         let repo = self.repo.clone();
-        let committed = self.committed;
+        let committed = self.committed.load(Ordering::Acquire);
         Box::pin(async move {
             let mut walk = ChainWalk::default();
             loop {

@@ -2,12 +2,7 @@
 
 use actix::Message;
 
-use super::model::{Audit, AuditEntry, AuditError, AuditFilter, AuditSummary, VerifyReport};
-
-/// Appends an entry; answered with its id once it is committed.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<i64, AuditError>")]
-pub struct Append(pub Audit);
+use super::model::{AuditEntry, AuditError, AuditFilter, AuditSummary, VerifyReport};
 
 /// Up to `limit` matching entries, newest first.
 #[derive(Message, Debug, Clone)]

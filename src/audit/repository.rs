@@ -1,15 +1,13 @@
 //! SeaORM access to `audit_log`. Private to the audit domain: only `AuditLog` uses it.
-//! There is deliberately no update and no delete here.
+//! There is deliberately no insert, update or delete here: entries are appended by the
+//! writers' transactions through [`crate::journal`], and never changed.
 
-use entities::audit_entry::{ActiveModel, Column, Entity, Model};
+use entities::audit_entry::{Column, Entity, Model};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::model::{Audit, AuditEntry, AuditFilter, AuditSummary, GENESIS, SUCCESS};
-
-/// Rows per multi-row insert (8 bound values each).
-const INSERT_CHUNK: usize = 1000;
+use super::model::{AuditEntry, AuditFilter, AuditSummary};
 
 /// Rows read per page while verifying the chain.
 const VERIFY_PAGE: u64 = 2000;
@@ -36,60 +34,6 @@ fn entry(m: Model) -> AuditEntry {
 impl AuditRepository {
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
-    }
-
-    /// Appends `entries` in one transaction, chained to the last stored entry, and
-    /// returns their ids. The chain head is read inside the write transaction (which
-    /// holds SQLite's write lock), so it is exact even after a failed commit.
-    pub async fn append(&self, entries: Vec<Audit>, timestamp: i64) -> Result<Vec<i64>, DbErr> {
-        let txn = crate::db::begin_write(&self.db).await?;
-        let head: Option<(i64, String)> = Entity::find()
-            .select_only()
-            .column(Column::Id)
-            .column(Column::Hash)
-            .order_by_desc(Column::Id)
-            .limit(1)
-            .into_tuple()
-            .one(&txn)
-            .await?;
-        let (mut id, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
-        let mut rows = Vec::with_capacity(entries.len());
-        for e in entries {
-            id += 1;
-            let mut stored = AuditEntry {
-                id,
-                timestamp,
-                actor: e.actor,
-                action: e.action,
-                resource: e.resource,
-                detail: serde_json::Value::Object(e.detail).to_string(),
-                outcome: SUCCESS.to_string(),
-                hash: String::new(),
-            };
-            stored.hash = stored.chain_hash(&prev);
-            prev.clone_from(&stored.hash);
-            rows.push(stored);
-        }
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let mut rest = rows;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(INSERT_CHUNK));
-            let chunk = std::mem::replace(&mut rest, tail);
-            Entity::insert_many(chunk.into_iter().map(|r| ActiveModel {
-                id: Set(r.id),
-                timestamp: Set(r.timestamp),
-                actor: Set(r.actor),
-                action: Set(r.action),
-                resource: Set(r.resource),
-                detail: Set(r.detail),
-                outcome: Set(r.outcome),
-                hash: Set(r.hash),
-            }))
-            .exec_without_returning(&txn)
-            .await?;
-        }
-        txn.commit().await?;
-        Ok(ids)
     }
 
     /// Up to `limit` matching entries, newest first.

@@ -9,24 +9,29 @@
 //! futures over the pool. Pruning runs every `prune_interval` and on `PruneEvents`.
 
 use bytestring::ByteString;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use actix::dev::SendError;
 use actix::prelude::*;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use tokio::sync::oneshot;
 
 use super::messages::*;
 use super::model::{Event, EventError, HistoryFilter};
 use super::pattern::TopicPattern;
 use super::repository::EventRepository;
-use crate::batch::WriteQueue;
-use crate::time::now_micros;
+use crate::batch::{GroupCommit, Outbox, WritePath, enqueue};
+use crate::journal::{Records, Stamped};
 
 type Outcome = Result<Arc<Event>, EventError>;
+
+/// How long an id may be missing from the fan-out before it is read back from the table.
+/// Commits of different domains may report out of order by a few microseconds; an id that
+/// is still missing after this was committed by a writer that never reported it.
+const GAP_WAIT: Duration = Duration::from_millis(100);
 
 struct Subscriber {
     pattern: TopicPattern,
@@ -55,15 +60,17 @@ pub struct BusSettings {
 pub struct EventBus {
     repo: EventRepository,
     settings: BusSettings,
-    /// Highest id assigned so far (committed or in flight).
-    last_assigned: i64,
-    /// Highest id committed and fanned out.
+    path: WritePath<Publish, Outcome>,
+    /// Highest id fanned out: every committed event up to it has been delivered.
     last_committed: i64,
+    /// Committed events waiting for a lower id to be delivered first.
+    reordered: BTreeMap<i64, Arc<Event>>,
+    /// A read-back of missing ids is scheduled or running.
+    filling: bool,
     /// Events with an id up to this one may have been pruned. Shared with read futures:
     /// the pruner raises it before deleting, and reads check it again after reading, so a
     /// read that raced a prune reports `Expired` instead of a silent gap.
     pruned_through: Arc<AtomicI64>,
-    queue: WriteQueue<Publish, Outcome>,
     subscribers: HashMap<u64, Subscriber>,
     next_subscriber: u64,
     waiters: Vec<Waiter>,
@@ -75,10 +82,11 @@ impl EventBus {
     /// Reads the id sequence from the database and returns the actor, not yet started.
     pub async fn load(
         db: DatabaseConnection,
+        outbox: Outbox,
         settings: BusSettings,
     ) -> Result<Self, sea_orm::DbErr> {
-        let repo = EventRepository::new(db);
-        let last_id = repo.last_id().await?;
+        let repo = EventRepository::new(db.clone());
+        let last_id = crate::journal::last_event_id(&db).await?;
         let pruned_through = match repo.oldest_id().await? {
             Some(oldest) => oldest - 1,
             None => last_id,
@@ -89,10 +97,11 @@ impl EventBus {
                 batch_max: settings.batch_max.max(1),
                 ..settings
             },
-            last_assigned: last_id,
+            path: WritePath::new(db, outbox, settings.batch_max),
             last_committed: last_id,
+            reordered: BTreeMap::new(),
+            filling: false,
             pruned_through: Arc::new(AtomicI64::new(pruned_through)),
-            queue: WriteQueue::new(settings.batch_max),
             subscribers: HashMap::new(),
             next_subscriber: 1,
             waiters: Vec::new(),
@@ -100,46 +109,72 @@ impl EventBus {
         })
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Some(mut batch) = self.queue.next_batch() else {
+    /// Takes committed events (from any writer, in any order) and fans out every one
+    /// whose predecessors have all been fanned out.
+    fn deliver(&mut self, events: Vec<Arc<Event>>, ctx: &mut Context<Self>) {
+        for event in events {
+            if event.id > self.last_committed {
+                self.reordered.insert(event.id, event);
+            }
+        }
+        while let Some(entry) = self.reordered.first_entry() {
+            if *entry.key() != self.last_committed + 1 {
+                break;
+            }
+            let event = entry.remove();
+            self.fan_out(&event);
+        }
+        if !self.reordered.is_empty() && !self.filling {
+            self.filling = true;
+            ctx.run_later(GAP_WAIT, |act, ctx| act.fill_gap(ctx));
+        }
+    }
+
+    /// Reads back the ids still missing before the first waiting event; they are
+    /// committed (ids are assigned in commit order), only their report is late or lost.
+    fn fill_gap(&mut self, ctx: &mut Context<Self>) {
+        let Some(&first) = self.reordered.keys().next() else {
+            self.filling = false;
             return;
         };
-        let now = now_micros();
-        let events: Vec<Event> = std::mem::take(&mut batch.ops)
-            .into_iter()
-            .map(|p| {
-                self.last_assigned += 1;
-                Event {
-                    id: self.last_assigned,
-                    topic: p.topic,
-                    data: p.data,
-                    source: p.source,
-                    created_at: now,
-                }
-            })
-            .collect();
+        let after = self.last_committed;
+        if first <= after + 1 {
+            self.filling = false;
+            self.deliver(Vec::new(), ctx);
+            return;
+        }
         let repo = self.repo.clone();
-        let commit = async move {
-            let result = repo.insert(&events).await;
-            (events, result)
+        let filter = HistoryFilter {
+            until_id: Some(first - 1),
+            ..Default::default()
         };
-        ctx.spawn(commit.into_actor(self).map(move |(events, result), act, ctx| {
-            act.queue.done();
-            match result {
-                Ok(()) => {
-                    let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
-                    batch.answer(events.iter().cloned().map(Ok));
-                    for event in &events {
-                        act.fan_out(event);
+        let missing = u64::try_from(first - 1 - after).unwrap_or(u64::MAX);
+        ctx.spawn(
+            async move { repo.after(after, &filter, missing).await }
+                .into_actor(self)
+                .map(move |found, act, ctx| {
+                    act.filling = false;
+                    match found {
+                        Ok(events) => {
+                            let got = events.len() as u64;
+                            if got < missing {
+                                // Pruned before they could be delivered: nothing to send.
+                                tracing::warn!(after, first, got, "events missing from the fan-out");
+                                act.last_committed = act.last_committed.max(first - 1);
+                            }
+                            let events = events.into_iter().map(Arc::new).collect();
+                            act.deliver(events, ctx);
+                            if got < missing {
+                                act.deliver(Vec::new(), ctx);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read back events missing from the fan-out");
+                            act.deliver(Vec::new(), ctx);
+                        }
                     }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, events = events.len(), "event batch failed to commit");
-                    batch.fail(Err(EventError::Storage(e.to_string())));
-                }
-            }
-            act.flush(ctx);
-        }));
+                }),
+        );
     }
 
     fn fan_out(&mut self, event: &Arc<Event>) {
@@ -202,7 +237,7 @@ impl Actor for EventBus {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
         ctx.run_interval(self.settings.prune_interval, |act, ctx| {
             act.waiters.retain(|w| !w.wake.is_closed());
             ctx.notify(PruneEvents);
@@ -210,12 +245,61 @@ impl Actor for EventBus {
     }
 }
 
+impl GroupCommit for EventBus {
+    type Op = Publish;
+    type Out = Outcome;
+    type Work = (Vec<Publish>, i64);
+    type Done = Vec<Arc<Event>>;
+
+    fn write_path(&mut self) -> &mut WritePath<Publish, Outcome> {
+        &mut self.path
+    }
+
+    fn prepare(&mut self, ops: Vec<Publish>, now: i64) -> Self::Work {
+        (ops, now)
+    }
+
+    async fn write(
+        (events, now): Self::Work,
+        txn: &DatabaseTransaction,
+    ) -> Result<(Self::Done, Records), DbErr> {
+        let records = Records {
+            events,
+            ..Records::new()
+        };
+        let stamped = crate::journal::append_in(txn, records, now).await?;
+        Ok((stamped.events, Records::new()))
+    }
+
+    fn finish(&mut self, events: Self::Done, ctx: &mut Context<Self>) -> Vec<Outcome> {
+        let answers = events.iter().cloned().map(Ok).collect();
+        self.deliver(events, ctx);
+        answers
+    }
+
+    fn failed(error: &DbErr) -> Outcome {
+        Err(EventError::Storage(error.to_string()))
+    }
+
+    fn published(&mut self, stamped: Stamped, ctx: &mut Context<Self>) {
+        let events = self.path.outbox().committed(stamped);
+        self.deliver(events, ctx);
+    }
+}
+
+impl Handler<Committed> for EventBus {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, ctx: &mut Self::Context) {
+        self.deliver(msg.0, ctx);
+    }
+}
+
 impl Handler<Publish> for EventBus {
     type Result = ResponseFuture<Result<Arc<Event>, EventError>>;
 
     fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.queue.push(msg);
-        self.flush(ctx);
+        let rx = enqueue(self, msg, ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(EventError::Unavailable)) })
     }
 }
@@ -341,7 +425,13 @@ impl Handler<GetBusStats> for EventBus {
 
     fn handle(&mut self, _: GetBusStats, _: &mut Self::Context) -> BusStats {
         BusStats {
-            last_event_id: self.last_assigned,
+            last_event_id: self
+                .reordered
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or(0)
+                .max(self.last_committed),
             subscribers: self.subscribers.values().filter(|s| s.client).count(),
             published: self.published,
         }

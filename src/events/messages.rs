@@ -44,6 +44,12 @@ pub async fn publish_all(bus: &actix::Addr<super::EventBus>, events: Vec<Publish
     failed
 }
 
+/// Events another domain committed (in its own transaction, through the journal), to be
+/// fanned out. The bus delivers them in id order, whatever order commits report in.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Committed(pub Vec<Arc<Event>>);
+
 /// Up to `last` matching events, newest first.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<Event>, EventError>")]

@@ -2,8 +2,8 @@
 
 use entities::event::{self, Column, Entity};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Set, Statement,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
 };
 use serde_json::Value;
 
@@ -12,8 +12,6 @@ use super::pattern::TopicPattern;
 
 /// Rows fetched per round trip while filtering topics in memory.
 const PAGE: u64 = 500;
-/// Rows per multi-row INSERT.
-const INSERT_CHUNK: usize = 1000;
 
 /// Handle to the events table (cheap to clone).
 #[derive(Clone)]
@@ -36,20 +34,6 @@ impl EventRepository {
         Self { db }
     }
 
-    /// The highest id ever assigned (0 if none), including pruned ones.
-    pub async fn last_id(&self) -> Result<i64, DbErr> {
-        let sql = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
-                   COALESCE((SELECT MAX(id) FROM events), 0))";
-        let row = self
-            .db
-            .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
-            .await?;
-        Ok(match row {
-            Some(r) => r.try_get_by_index::<i64>(0)?,
-            None => 0,
-        })
-    }
-
     /// The oldest stored id, if any.
     pub async fn oldest_id(&self) -> Result<Option<i64>, DbErr> {
         let id: Option<i64> = Entity::find()
@@ -60,24 +44,6 @@ impl EventRepository {
             .one(&self.db)
             .await?;
         Ok(id)
-    }
-
-    /// Inserts events whose ids the bus assigned, in one transaction.
-    pub async fn insert(&self, events: &[Event]) -> Result<(), DbErr> {
-        let txn = crate::db::begin_write(&self.db).await?;
-        for chunk in events.chunks(INSERT_CHUNK) {
-            let rows = chunk.iter().map(|e| event::ActiveModel {
-                id: Set(e.id),
-                topic: Set(e.topic.clone()),
-                data: Set(e.data.to_string()),
-                source: Set(e.source.clone()),
-                created_at: Set(e.created_at),
-            });
-            Entity::insert_many(rows)
-                .exec_without_returning(&txn)
-                .await?;
-        }
-        txn.commit().await
     }
 
     fn filtered(filter: &HistoryFilter) -> Select<Entity> {

@@ -2,36 +2,38 @@
 //!
 //! Concurrency: reads (`GetInstance`, `ListInstances`, `Identify`, `CountInstances`) are
 //! answered from memory inside the actor. Writes (register, heartbeat, activate,
-//! capabilities, intent, deregister, `MarkStale`) join a [`WriteQueue`]: each batch is
-//! applied in order to a copy of the instances it touches, the final rows are committed
-//! in one transaction, and only then is memory updated and every caller answered. So an
-//! acknowledged write is durable, and a stale sweep and a heartbeat never race: they are
-//! ordered in the queue. Lifecycle events (`agent.registered`, `agent.active`,
-//! `agent.deregistered`) are published after the commit, in commit order. A batch's
-//! heartbeats are counted in the agent metrics inside the same transaction
-//! ([`crate::metrics::record_in`]), so a heartbeat costs one commit and an acknowledged
-//! heartbeat is always counted.
+//! capabilities, intent, deregister, `MarkStale`) are group-committed ([`GroupCommit`]):
+//! each batch is applied in order to a copy of the instances it touches, and the final
+//! rows, the batch's audit entries and its lifecycle events (`agent.registered`,
+//! `agent.active`, `agent.deregistered`) are committed in one transaction; only then is
+//! memory updated and every caller answered. So an acknowledged write is durable with its
+//! audit entry and its events, and a stale sweep and a heartbeat never race: they are
+//! ordered in the queue. A batch's heartbeats are counted in the agent metrics inside the
+//! same transaction ([`crate::metrics::record_in`]), so a heartbeat costs one commit and an
+//! acknowledged heartbeat is always counted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::messages::*;
 use super::model::{Instance, InstanceError, Status, StatusCounts, token_digest};
 use super::repository::InstanceRepository;
-use crate::batch::{Batch, WriteQueue};
-use crate::events::{EventBus, Publish};
-use crate::http::Agent;
+use crate::audit::Audit;
+use crate::batch::{GroupCommit, Outbox, WritePath, enqueue};
+use crate::events::Publish;
+use crate::http::{Agent, Caller};
+use crate::journal::Records;
 use crate::metrics::RecordMetrics;
 use crate::time::now_micros;
 
 /// A queued write.
 #[derive(Debug)]
-enum Op {
+pub enum Op {
     Register(Box<Instance>),
     Heartbeat(String),
     Activate(String),
@@ -57,7 +59,7 @@ impl Op {
 
 /// What a write did.
 #[derive(Debug, Clone)]
-enum Done {
+pub enum Done {
     One(Arc<Instance>),
     Many(Vec<Arc<Instance>>),
 }
@@ -65,7 +67,7 @@ enum Done {
 type Outcome = Result<Done, InstanceError>;
 
 /// The result of applying a batch to memory (before it is committed).
-struct Applied {
+pub struct Applied {
     results: Vec<Outcome>,
     /// Final state of every touched instance (`None` = deleted), in first-touch order.
     changed: Vec<(String, Option<Arc<Instance>>)>,
@@ -182,14 +184,54 @@ fn heartbeats_counted(ops: &[Op], results: &[Outcome]) -> Vec<RecordMetrics> {
         .collect()
 }
 
+/// The audit entries and lifecycle events of a batch, in order.
+fn records(ops: &[Op], callers: Vec<Caller>, applied: &Applied) -> Records {
+    let mut records = Records::new();
+    for ((op, caller), result) in ops.iter().zip(callers).zip(&applied.results) {
+        let Ok(Done::One(inst)) = result else {
+            continue;
+        };
+        let entry = match op {
+            Op::Register(_) => Audit::new("instance.register", inst.id.as_str())
+                .actor(inst.name.as_str())
+                .with("workspace", inst.workspace.as_str()),
+            Op::Activate(_) => Audit::new("instance.activate", inst.id.as_str()),
+            Op::Capabilities(..) => Audit::new("instance.capabilities", inst.id.as_str())
+                .with("capabilities", json!(inst.capabilities)),
+            Op::Deregister(_) => Audit::new("instance.deregister", inst.id.as_str()),
+            Op::Heartbeat(_) | Op::Intent(..) | Op::MarkStale(_) => continue,
+        };
+        records.audit(entry.by(&caller));
+    }
+    for (topic, inst) in &applied.announced {
+        records.event(Publish::system(
+            topic,
+            "instances",
+            json!({
+                "instance_id": inst.id,
+                "name": inst.name,
+                "workspace": inst.workspace,
+                "stack": inst.stack,
+                "last_seen": crate::time::format_micros(inst.last_seen),
+            }),
+        ));
+    }
+    records
+}
+
+/// A batch prepared for its transaction.
+pub struct Work {
+    applied: Applied,
+    counted: Vec<RecordMetrics>,
+    records: Records,
+}
+
 /// The instances domain actor.
 pub struct InstanceRegistry {
-    repo: InstanceRepository,
     current: HashMap<String, Arc<Instance>>,
     /// Token digest -> instance id.
     by_token: HashMap<String, String>,
-    queue: WriteQueue<Op, Outcome>,
-    events: Addr<EventBus>,
+    path: WritePath<(Op, Caller), Outcome>,
 }
 
 impl InstanceRegistry {
@@ -197,10 +239,10 @@ impl InstanceRegistry {
     /// how many writes share one transaction.
     pub async fn load(
         db: DatabaseConnection,
+        outbox: Outbox,
         batch_max: usize,
-        events: Addr<EventBus>,
     ) -> Result<Self, sea_orm::DbErr> {
-        let repo = InstanceRepository::new(db);
+        let repo = InstanceRepository::new(db.clone());
         let mut current = HashMap::new();
         let mut by_token = HashMap::new();
         for inst in repo.load_all().await? {
@@ -208,46 +250,52 @@ impl InstanceRegistry {
             current.insert(inst.id.clone(), Arc::new(inst));
         }
         Ok(Self {
-            repo,
             current,
             by_token,
-            queue: WriteQueue::new(batch_max),
-            events,
+            path: WritePath::new(db, outbox, batch_max),
         })
     }
 
-    fn enqueue(&mut self, op: Op, ctx: &mut Context<Self>) -> oneshot::Receiver<Outcome> {
-        let rx = self.queue.push(op);
-        self.flush(ctx);
-        rx
+    fn enqueue(
+        &mut self,
+        op: Op,
+        caller: Caller,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Outcome> {
+        enqueue(self, (op, caller), ctx)
+    }
+}
+
+impl GroupCommit for InstanceRegistry {
+    type Op = (Op, Caller);
+    type Out = Outcome;
+    type Work = Work;
+    type Done = Applied;
+
+    fn write_path(&mut self) -> &mut WritePath<Self::Op, Outcome> {
+        &mut self.path
     }
 
-    /// Starts committing the next batch unless one is already in flight.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Some(batch) = self.queue.next_batch() else {
-            return;
-        };
-        let applied = apply(&self.current, &batch.ops, now_micros());
-        let repo = self.repo.clone();
-        let changed = applied.changed.clone();
-        let counted = heartbeats_counted(&batch.ops, &applied.results);
-        let commit = async move { repo.persist(&changed, &counted).await };
-        ctx.spawn(commit.into_actor(self).map(move |result, act, ctx| {
-            act.queue.done();
-            match result {
-                Ok(()) => act.finish(applied, batch),
-                Err(e) => {
-                    tracing::error!(error = %e, writes = batch.ops.len(), "instance batch failed to commit");
-                    batch.fail(Err(InstanceError::Storage(e.to_string())));
-                }
-            }
-            act.flush(ctx);
-        }));
+    fn prepare(&mut self, batch: Vec<(Op, Caller)>, now: i64) -> Work {
+        let (ops, callers): (Vec<Op>, Vec<Caller>) = batch.into_iter().unzip();
+        let applied = apply(&self.current, &ops, now);
+        let counted = heartbeats_counted(&ops, &applied.results);
+        let records = records(&ops, callers, &applied);
+        Work {
+            applied,
+            counted,
+            records,
+        }
     }
 
-    /// After a commit: update memory, answer callers, publish the lifecycle events
-    /// (`agent.registered`, `agent.active`, `agent.deregistered`).
-    fn finish(&mut self, applied: Applied, batch: Batch<Op, Outcome>) {
+    async fn write(work: Work, txn: &DatabaseTransaction) -> Result<(Applied, Records), DbErr> {
+        InstanceRepository::persist(txn, &work.applied.changed, &work.counted).await?;
+        Ok((work.applied, work.records))
+    }
+
+    /// Updates memory; the lifecycle events were committed with the batch and go out
+    /// through the outbox.
+    fn finish(&mut self, applied: Applied, _: &mut Context<Self>) -> Vec<Outcome> {
         for (id, inst) in applied.changed {
             match inst {
                 Some(inst) => {
@@ -261,20 +309,11 @@ impl InstanceRegistry {
                 }
             }
         }
-        batch.answer(applied.results);
-        for (topic, inst) in applied.announced {
-            self.events.do_send(Publish::system(
-                topic,
-                "instances",
-                json!({
-                    "instance_id": inst.id,
-                    "name": inst.name,
-                    "workspace": inst.workspace,
-                    "stack": inst.stack,
-                    "last_seen": crate::time::format_micros(inst.last_seen),
-                }),
-            ));
-        }
+        applied.results
+    }
+
+    fn failed(error: &DbErr) -> Outcome {
+        Err(InstanceError::Storage(error.to_string()))
     }
 }
 
@@ -282,7 +321,7 @@ impl Actor for InstanceRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
     }
 }
 
@@ -311,7 +350,7 @@ impl Handler<RegisterInstance> for InstanceRegistry {
             registered_at: now,
             last_seen: now,
         };
-        let rx = self.enqueue(Op::Register(Box::new(instance)), ctx);
+        let rx = self.enqueue(Op::Register(Box::new(instance)), msg.caller, ctx);
         Box::pin(async move {
             let instance = one(rx).await?;
             Ok(Registered { instance, token })
@@ -354,7 +393,11 @@ impl Handler<Heartbeat> for InstanceRegistry {
     type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
 
     fn handle(&mut self, msg: Heartbeat, ctx: &mut Self::Context) -> Self::Result {
-        Box::pin(one(self.enqueue(Op::Heartbeat(msg.id), ctx)))
+        Box::pin(one(self.enqueue(
+            Op::Heartbeat(msg.id),
+            Caller::anonymous(),
+            ctx,
+        )))
     }
 }
 
@@ -362,7 +405,7 @@ impl Handler<Activate> for InstanceRegistry {
     type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
 
     fn handle(&mut self, msg: Activate, ctx: &mut Self::Context) -> Self::Result {
-        Box::pin(one(self.enqueue(Op::Activate(msg.id), ctx)))
+        Box::pin(one(self.enqueue(Op::Activate(msg.id), msg.caller, ctx)))
     }
 }
 
@@ -370,9 +413,11 @@ impl Handler<SetCapabilities> for InstanceRegistry {
     type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
 
     fn handle(&mut self, msg: SetCapabilities, ctx: &mut Self::Context) -> Self::Result {
-        Box::pin(one(
-            self.enqueue(Op::Capabilities(msg.id, msg.capabilities), ctx)
-        ))
+        Box::pin(one(self.enqueue(
+            Op::Capabilities(msg.id, msg.capabilities),
+            msg.caller,
+            ctx,
+        )))
     }
 }
 
@@ -380,7 +425,11 @@ impl Handler<SetIntent> for InstanceRegistry {
     type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
 
     fn handle(&mut self, msg: SetIntent, ctx: &mut Self::Context) -> Self::Result {
-        Box::pin(one(self.enqueue(Op::Intent(msg.id, msg.intent), ctx)))
+        Box::pin(one(self.enqueue(
+            Op::Intent(msg.id, msg.intent),
+            Caller::anonymous(),
+            ctx,
+        )))
     }
 }
 
@@ -388,7 +437,7 @@ impl Handler<Deregister> for InstanceRegistry {
     type Result = ResponseFuture<Result<Arc<Instance>, InstanceError>>;
 
     fn handle(&mut self, msg: Deregister, ctx: &mut Self::Context) -> Self::Result {
-        Box::pin(one(self.enqueue(Op::Deregister(msg.id), ctx)))
+        Box::pin(one(self.enqueue(Op::Deregister(msg.id), msg.caller, ctx)))
     }
 }
 
@@ -396,7 +445,7 @@ impl Handler<MarkStale> for InstanceRegistry {
     type Result = ResponseFuture<Result<Vec<Arc<Instance>>, InstanceError>>;
 
     fn handle(&mut self, msg: MarkStale, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.enqueue(Op::MarkStale(msg.seen_before), ctx);
+        let rx = self.enqueue(Op::MarkStale(msg.seen_before), Caller::anonymous(), ctx);
         Box::pin(async move {
             match rx.await.unwrap_or(Err(InstanceError::Unavailable))? {
                 Done::Many(v) => Ok(v),

@@ -1,5 +1,6 @@
 //! Messages of the instances domain: its whole API.
 
+use crate::http::Caller;
 use std::sync::Arc;
 
 use actix::Message;
@@ -15,6 +16,8 @@ pub struct RegisterInstance {
     pub intent: String,
     pub stack: String,
     pub capabilities: Vec<String>,
+    /// Who registers (an agent registering another is named in the audit entry).
+    pub caller: Caller,
 }
 
 impl RegisterInstance {
@@ -35,7 +38,13 @@ impl RegisterInstance {
             intent: intent.unwrap_or_default(),
             stack: stack.unwrap_or_default(),
             capabilities: capabilities.unwrap_or_default(),
+            caller: Caller::anonymous(),
         })
+    }
+
+    /// The same registration, made by `caller`.
+    pub fn by(self, caller: Caller) -> Self {
+        Self { caller, ..self }
     }
 }
 
@@ -72,6 +81,8 @@ pub struct Heartbeat {
 #[rtype(result = "Result<Arc<Instance>, InstanceError>")]
 pub struct Activate {
     pub id: String,
+    /// Who does it (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Replaces an instance's capabilities and refreshes `last_seen`.
@@ -80,6 +91,8 @@ pub struct Activate {
 pub struct SetCapabilities {
     pub id: String,
     pub capabilities: Vec<String>,
+    /// Who does it (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Replaces an instance's intent and refreshes `last_seen` (MCP `set_intent`).
@@ -95,6 +108,8 @@ pub struct SetIntent {
 #[rtype(result = "Result<Arc<Instance>, InstanceError>")]
 pub struct Deregister {
     pub id: String,
+    /// Who does it (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Moves every `active` instance last seen before `seen_before` (unix microseconds) to

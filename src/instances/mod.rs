@@ -18,4 +18,4 @@ mod routes;
 pub use actor::InstanceRegistry;
 pub use messages::*;
 pub use model::*;
-pub use routes::{register_audited, routes};
+pub use routes::routes;

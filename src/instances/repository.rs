@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use entities::instance::{self, Column, Entity};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
+};
 
 use super::model::{Instance, Status};
 use crate::metrics::RecordMetrics;
@@ -64,15 +66,14 @@ impl InstanceRepository {
             .collect())
     }
 
-    /// Stores the final state of every instance a batch touched, in one transaction:
-    /// `Some` rows are inserted or replaced, `None` ids are deleted, and the batch's
-    /// `heartbeats` increments are added in the same commit.
-    pub async fn persist(
-        &self,
+    /// Stores the final state of every instance a batch touched through `txn` (which the
+    /// caller commits): `Some` rows are inserted or replaced, `None` ids are deleted, and
+    /// the batch's `heartbeats` increments are added in the same transaction.
+    pub async fn persist<C: ConnectionTrait>(
+        txn: &C,
         changed: &[(String, Option<Arc<Instance>>)],
         counted: &[RecordMetrics],
     ) -> Result<(), DbErr> {
-        let txn = crate::db::begin_write(&self.db).await?;
         let upserts: Vec<instance::ActiveModel> = changed
             .iter()
             .filter_map(|(_, i)| i.as_deref().map(to_active))
@@ -102,16 +103,15 @@ impl InstanceRepository {
                         ])
                         .to_owned(),
                 )
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn)
                 .await?;
         }
         for chunk in deletes.chunks(UPSERT_CHUNK) {
             Entity::delete_many()
                 .filter(Column::Id.is_in(chunk.iter().copied()))
-                .exec(&txn)
+                .exec(txn)
                 .await?;
         }
-        crate::metrics::record_in(&txn, counted).await?;
-        txn.commit().await
+        crate::metrics::record_in(txn, counted).await
     }
 }

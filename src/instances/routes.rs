@@ -8,9 +8,9 @@ use serde_json::json;
 use super::actor::InstanceRegistry;
 use super::messages::*;
 use super::model::{Instance, InstanceFilter, Status};
-use crate::audit::{Audit, Auditor};
+
 use crate::error::ApiResult;
-use crate::http::{JsonBody, Query, method_not_allowed};
+use crate::http::{Caller, JsonBody, Query, method_not_allowed};
 
 /// Registers the instance routes (`/stale` before `/{id}`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -85,24 +85,9 @@ fn listing(items: &[std::sync::Arc<Instance>]) -> HttpResponse {
     HttpResponse::Ok().json(out)
 }
 
-/// Registers an instance and records `instance.register` (REST and MCP alike).
-pub async fn register_audited(
-    registry: &Addr<InstanceRegistry>,
-    audit: &Auditor,
-    msg: RegisterInstance,
-) -> ApiResult<Registered> {
-    let done = registry.send(msg).await??;
-    let inst = &done.instance;
-    let entry = Audit::new("instance.register", inst.id.as_str())
-        .actor(inst.name.as_str())
-        .with("workspace", inst.workspace.as_str());
-    audit.record(entry).await?;
-    Ok(done)
-}
-
 async fn register(
     registry: Registry,
-    audit: Auditor,
+    caller: Caller,
     JsonBody(body): JsonBody<RegisterIn>,
 ) -> ApiResult<HttpResponse> {
     let msg = RegisterInstance::new(
@@ -112,7 +97,7 @@ async fn register(
         body.stack,
         body.capabilities,
     )?;
-    let done = register_audited(&registry, &audit, msg).await?;
+    let done = registry.send(msg.by(caller)).await??;
     let mut out = done.instance.out();
     out.token = Some(&done.token);
     Ok(HttpResponse::Ok().json(out))
@@ -149,17 +134,15 @@ async fn get(registry: Registry, id: web::Path<String>) -> ApiResult<HttpRespons
 
 async fn deregister(
     registry: Registry,
-    audit: Auditor,
+    caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let gone = registry
         .send(Deregister {
             id: id.into_inner(),
+            caller,
         })
         .await??;
-    audit
-        .record(Audit::new("instance.deregister", gone.id.as_str()))
-        .await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": gone.id})))
 }
 
@@ -174,23 +157,21 @@ async fn heartbeat(registry: Registry, id: web::Path<String>) -> ApiResult<HttpR
 
 async fn activate(
     registry: Registry,
-    audit: Auditor,
+    caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let inst = registry
         .send(Activate {
             id: id.into_inner(),
+            caller,
         })
         .await??;
-    audit
-        .record(Audit::new("instance.activate", inst.id.as_str()))
-        .await?;
     Ok(HttpResponse::Ok().json(json!({"id": inst.id, "status": inst.status.as_str()})))
 }
 
 async fn capabilities(
     registry: Registry,
-    audit: Auditor,
+    caller: Caller,
     id: web::Path<String>,
     JsonBody(body): JsonBody<CapabilitiesIn>,
 ) -> ApiResult<HttpResponse> {
@@ -198,10 +179,8 @@ async fn capabilities(
         .send(SetCapabilities {
             id: id.into_inner(),
             capabilities: body.capabilities.unwrap_or_default(),
+            caller,
         })
         .await??;
-    let entry = Audit::new("instance.capabilities", inst.id.as_str())
-        .with("capabilities", json!(inst.capabilities));
-    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(json!({"id": inst.id, "capabilities": inst.capabilities})))
 }

@@ -1,17 +1,19 @@
 //! `LlmLedger`: the single owner and single writer of `llm_usage` and `llm_budgets`.
 //!
-//! Concurrency: every write (`RecordUsage`, `PutBudget`, `DeleteBudget`) joins one
-//! [`WriteQueue`]; one batch at a time is committed in one transaction that inserts the
-//! records, applies budget changes in order and decides budget announcements from the
-//! budget rows read inside that transaction. Record ids are assigned here, in order, so
-//! they strictly increase. Because batches never overlap, two records can never both
-//! announce the same crossing. Callers are answered after the commit; a record's events
-//! (`llm.usage.recorded`, then its `budget.warning` / `budget.exceeded`) are published
-//! before its caller gets the answer. Reads (`ListUsage`, `SummarizeUsage`,
-//! `ListBudgets`, `GetBudget`) run as concurrent futures over the pool.
+//! Concurrency: every write (`RecordUsage`, `PutBudget`, `DeleteBudget`) is
+//! group-committed ([`GroupCommit`]); one batch at a time is committed in one transaction
+//! that inserts the records, applies budget changes in order, decides budget
+//! announcements from the budget rows read inside that transaction, counts the records in
+//! the agent metrics, and appends the batch's audit entries and events (a record's
+//! `llm.usage.recorded`, then its `budget.warning` / `budget.exceeded`). Record ids are
+//! assigned here, in order, so they strictly increase. Because batches never overlap, two
+//! records can never both announce the same crossing. Callers are answered after the
+//! commit. Reads (`ListUsage`, `SummarizeUsage`, `ListBudgets`, `GetBudget`) run as
+//! concurrent futures over the pool.
 
 use actix::prelude::*;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::messages::*;
@@ -20,13 +22,17 @@ use super::model::{
     UsageSummary,
 };
 use super::repository::{Done, LlmRepository, Outcome, Write};
-use crate::batch::WriteQueue;
-use crate::events::{EventBus, Publish, publish_all};
+use crate::audit::Audit;
+use crate::batch::{GroupCommit, Outbox, WritePath, enqueue};
+use crate::events::Publish;
+use crate::http::Caller;
+use crate::journal::Records;
+use crate::metrics::RecordMetrics;
 use crate::time::now_micros;
 
 /// A queued write.
 #[derive(Debug)]
-enum Op {
+pub enum Op {
     Record(NewUsage),
     Put(Scope, BudgetIn),
     Delete(Scope),
@@ -35,10 +41,9 @@ enum Op {
 /// The LLM usage domain actor.
 pub struct LlmLedger {
     repo: LlmRepository,
-    queue: WriteQueue<Op, Outcome>,
+    path: WritePath<(Op, Caller), Outcome>,
     /// Highest record id assigned so far (committed or in flight).
     last_id: i64,
-    events: Addr<EventBus>,
 }
 
 impl LlmLedger {
@@ -46,55 +51,121 @@ impl LlmLedger {
     /// bounds how many writes share one transaction.
     pub async fn load(
         db: DatabaseConnection,
+        outbox: Outbox,
         batch_max: usize,
-        events: Addr<EventBus>,
     ) -> Result<Self, sea_orm::DbErr> {
-        let repo = LlmRepository::new(db);
+        let repo = LlmRepository::new(db.clone());
         let last_id = repo.last_id().await?;
         Ok(Self {
             repo,
-            queue: WriteQueue::new(batch_max),
+            path: WritePath::new(db, outbox, batch_max),
             last_id,
-            events,
         })
     }
 
-    fn enqueue(&mut self, op: Op, ctx: &mut Context<Self>) -> oneshot::Receiver<Outcome> {
-        let rx = self.queue.push(op);
-        self.flush(ctx);
-        rx
+    fn enqueue(
+        &mut self,
+        op: Op,
+        caller: Caller,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Outcome> {
+        enqueue(self, (op, caller), ctx)
+    }
+}
+
+/// A batch prepared for its transaction.
+pub struct Work {
+    writes: Vec<Write>,
+    callers: Vec<Caller>,
+    now: i64,
+}
+
+/// The audit entries, events and agent metrics of a committed batch, in order.
+fn records(outcomes: &[Outcome], callers: Vec<Caller>) -> (Records, Vec<RecordMetrics>) {
+    let mut records = Records::new();
+    let mut counted = Vec::new();
+    for (outcome, caller) in outcomes.iter().zip(callers) {
+        let entry = match outcome {
+            Ok(Done::Recorded(recorded)) => {
+                let u = &recorded.usage;
+                for event in events_of(recorded) {
+                    records.event(event);
+                }
+                if !u.instance_id.is_empty() {
+                    counted.push(RecordMetrics::now(
+                        &u.instance_id,
+                        vec![
+                            ("llm_requests".to_string(), 1),
+                            ("llm_tokens_in".to_string(), u.tokens_in),
+                            ("llm_tokens_out".to_string(), u.tokens_out),
+                        ],
+                    ));
+                }
+                Audit::new("llm.usage", format!("{}/{}", u.project, u.model))
+                    .actor(u.instance_id.clone())
+                    .with("tokens_in", u.tokens_in)
+                    .with("tokens_out", u.tokens_out)
+                    .with("cost_usd", u.cost_usd)
+            }
+            Ok(Done::Budget(status)) => Audit::new("llm.budget.put", status.scope.clone())
+                .with("period", status.period)
+                .with("max_tokens", json!(status.max_tokens))
+                .with("max_cost_usd", json!(status.max_cost_usd)),
+            Ok(Done::Deleted(scope)) => Audit::new("llm.budget.delete", scope.to_string()),
+            Err(_) => continue,
+        };
+        records.audit(entry.by(&caller));
+    }
+    (records, counted)
+}
+
+impl GroupCommit for LlmLedger {
+    type Op = (Op, Caller);
+    type Out = Outcome;
+    type Work = Work;
+    type Done = Vec<Outcome>;
+
+    fn write_path(&mut self) -> &mut WritePath<Self::Op, Outcome> {
+        &mut self.path
     }
 
-    /// Starts committing the next batch unless one is already in flight.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Some(mut batch) = self.queue.next_batch() else {
-            return;
-        };
-        let now = now_micros();
-        let writes: Vec<Write> = std::mem::take(&mut batch.ops)
-            .into_iter()
-            .map(|op| match op {
+    fn prepare(&mut self, batch: Vec<(Op, Caller)>, now: i64) -> Work {
+        let mut writes = Vec::with_capacity(batch.len());
+        let mut callers = Vec::with_capacity(batch.len());
+        for (op, caller) in batch {
+            writes.push(match op {
                 Op::Record(usage) => {
                     self.last_id += 1;
                     Write::Record(usage.stored(self.last_id, now))
                 }
                 Op::Put(scope, input) => Write::Put(input.budget(scope, now)),
                 Op::Delete(scope) => Write::Delete(scope),
-            })
-            .collect();
-        let repo = self.repo.clone();
-        let commit = async move { repo.commit(&writes, now).await };
-        ctx.spawn(commit.into_actor(self).map(move |result, act, ctx| {
-            act.queue.done();
-            match result {
-                Ok(outcomes) => batch.answer(outcomes),
-                Err(e) => {
-                    tracing::error!(error = %e, writes = batch.replies.len(), "LLM ledger batch failed to commit");
-                    batch.fail(Err(LlmError::Storage(e.to_string())));
-                }
-            }
-            act.flush(ctx);
-        }));
+            });
+            callers.push(caller);
+        }
+        Work {
+            writes,
+            callers,
+            now,
+        }
+    }
+
+    async fn write(
+        work: Work,
+        txn: &DatabaseTransaction,
+    ) -> Result<(Vec<Outcome>, Records), DbErr> {
+        let outcomes = LlmRepository::write_in(txn, &work.writes, work.now).await?;
+        let (records, counted) = records(&outcomes, work.callers);
+        crate::metrics::record_in(txn, &counted).await?;
+        Ok((outcomes, records))
+    }
+
+    fn finish(&mut self, outcomes: Vec<Outcome>, _: &mut Context<Self>) -> Vec<Outcome> {
+        outcomes
+    }
+
+    fn failed(error: &DbErr) -> Outcome {
+        Err(LlmError::Storage(error.to_string()))
     }
 }
 
@@ -128,7 +199,7 @@ impl Actor for LlmLedger {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
     }
 }
 
@@ -136,16 +207,11 @@ impl Handler<RecordUsage> for LlmLedger {
     type Result = ResponseFuture<Result<Recorded, LlmError>>;
 
     fn handle(&mut self, msg: RecordUsage, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.enqueue(Op::Record(msg.usage), ctx);
-        let events = self.events.clone();
+        let rx = self.enqueue(Op::Record(msg.usage), msg.caller, ctx);
         Box::pin(async move {
             let Done::Recorded(recorded) = done(rx).await? else {
                 return Err(unexpected());
             };
-            // Published before the record is answered, so an acknowledged record's events
-            // are in the history; a failure is logged by `publish_all`, not returned (the
-            // record itself is committed).
-            publish_all(&events, events_of(&recorded)).await;
             Ok(*recorded)
         })
     }
@@ -155,7 +221,7 @@ impl Handler<PutBudget> for LlmLedger {
     type Result = ResponseFuture<Result<BudgetStatus, LlmError>>;
 
     fn handle(&mut self, msg: PutBudget, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.enqueue(Op::Put(msg.scope, msg.budget), ctx);
+        let rx = self.enqueue(Op::Put(msg.scope, msg.budget), msg.caller, ctx);
         Box::pin(async move {
             match done(rx).await? {
                 Done::Budget(status) => Ok(*status),
@@ -169,10 +235,10 @@ impl Handler<DeleteBudget> for LlmLedger {
     type Result = ResponseFuture<Result<(), LlmError>>;
 
     fn handle(&mut self, msg: DeleteBudget, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.enqueue(Op::Delete(msg.scope), ctx);
+        let rx = self.enqueue(Op::Delete(msg.scope), msg.caller, ctx);
         Box::pin(async move {
             match done(rx).await? {
-                Done::Deleted => Ok(()),
+                Done::Deleted(_) => Ok(()),
                 _ => Err(unexpected()),
             }
         })
@@ -235,6 +301,7 @@ mod tests {
         crate::db::migrate(&db).await.unwrap();
         let events = crate::events::EventBus::load(
             db.clone(),
+            Outbox::default(),
             BusSettings {
                 batch_max: 64,
                 retention: 1000,
@@ -244,7 +311,8 @@ mod tests {
         .await
         .unwrap()
         .start();
-        let ledger = LlmLedger::load(db, 64, events).await.unwrap().start();
+        let outbox = Outbox::default().with_bus(events);
+        let ledger = LlmLedger::load(db, outbox, 64).await.unwrap().start();
         (dir, ledger)
     }
 
@@ -261,6 +329,7 @@ mod tests {
                 request_type: "completion".into(),
                 session_tag: String::new(),
             },
+            caller: Caller::anonymous(),
         }
     }
 
@@ -275,6 +344,7 @@ mod tests {
                     max_tokens: Some(100),
                     max_cost_usd: None,
                 },
+                caller: Caller::anonymous(),
             })
             .await
             .unwrap()
@@ -324,6 +394,7 @@ mod tests {
         let e = ledger
             .send(DeleteBudget {
                 scope: Scope::Instance("nobody".into()),
+                caller: Caller::anonymous(),
             })
             .await
             .unwrap()

@@ -1,5 +1,6 @@
 //! Messages of the LLM usage domain.
 
+use crate::http::Caller;
 use actix::Message;
 
 use super::model::{
@@ -13,6 +14,8 @@ use super::model::{
 #[rtype(result = "Result<Recorded, LlmError>")]
 pub struct RecordUsage {
     pub usage: NewUsage,
+    /// Who records (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Up to `limit` matching records, newest first.
@@ -39,6 +42,8 @@ pub struct SummarizeUsage {
 pub struct PutBudget {
     pub scope: Scope,
     pub budget: BudgetIn,
+    /// Who sets it (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Deletes the budget of `scope` (`NotFound` when there is none).
@@ -46,6 +51,8 @@ pub struct PutBudget {
 #[rtype(result = "Result<(), LlmError>")]
 pub struct DeleteBudget {
     pub scope: Scope,
+    /// Who deletes it (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Every budget with its current status, by scope.

@@ -32,7 +32,8 @@ pub enum Write {
 pub enum Done {
     Recorded(Box<Recorded>),
     Budget(Box<BudgetStatus>),
-    Deleted,
+    /// The budget of this scope was deleted.
+    Deleted(Scope),
 }
 
 /// The answer to one write.
@@ -199,13 +200,16 @@ impl LlmRepository {
         })
     }
 
-    /// Commits one batch in one write transaction and returns each write's outcome, in
-    /// order. Records are inserted first, then budget puts and deletes are applied in
+    /// Writes one batch through `txn` (which the caller commits) and returns each write's
+    /// outcome, in order. Records are inserted first, then budget puts and deletes are applied in
     /// order; then every budget the records count against is checked record by record
     /// (spend before the batch plus the batch's records so far), and the crossings not yet
     /// announced in the current period are marked, so each is announced exactly once.
-    pub async fn commit(&self, writes: &[Write], now: i64) -> Result<Vec<Outcome>, DbErr> {
-        let txn = crate::db::begin_write(&self.db).await?;
+    pub async fn write_in(
+        txn: &DatabaseTransaction,
+        writes: &[Write],
+        now: i64,
+    ) -> Result<Vec<Outcome>, DbErr> {
         let records: Vec<&Usage> = writes
             .iter()
             .filter_map(|w| match w {
@@ -215,15 +219,15 @@ impl LlmRepository {
             .collect();
         for chunk in records.chunks(INSERT_CHUNK) {
             Entity::insert_many(chunk.iter().map(|u| usage_row(u)))
-                .exec_without_returning(&txn)
+                .exec_without_returning(txn)
                 .await?;
         }
 
         let mut deleted = vec![false; writes.len()];
         for (i, w) in writes.iter().enumerate() {
             match w {
-                Write::Put(b) => upsert_budget(&txn, b).await?,
-                Write::Delete(scope) => deleted[i] = delete_budget(&txn, scope).await?,
+                Write::Put(b) => upsert_budget(txn, b).await?,
+                Write::Delete(scope) => deleted[i] = delete_budget(txn, scope).await?,
                 Write::Record(_) => {}
             }
         }
@@ -237,16 +241,11 @@ impl LlmRepository {
         if let (Some(first), false) = (records.first(), scopes.is_empty()) {
             let rows = llm_budget::Entity::find()
                 .filter(llm_budget::Column::Scope.is_in(scopes))
-                .all(&txn)
+                .all(txn)
                 .await?;
             for budget in rows.into_iter().filter_map(budget_of) {
-                let before = spend(
-                    &txn,
-                    &budget.scope,
-                    budget.period.start(now),
-                    Some(first.id),
-                )
-                .await?;
+                let before =
+                    spend(txn, &budget.scope, budget.period.start(now), Some(first.id)).await?;
                 tracked.insert(
                     budget.scope.clone(),
                     Tracked {
@@ -281,7 +280,7 @@ impl LlmRepository {
             recorded.push(r);
         }
         for t in tracked.values().filter(|t| t.announced) {
-            save_markers(&txn, &t.budget).await?;
+            save_markers(txn, &t.budget).await?;
         }
 
         let mut outcomes = Vec::with_capacity(writes.len());
@@ -295,14 +294,13 @@ impl LlmRepository {
                     )),
                 },
                 Write::Put(b) => {
-                    let spent = spend(&txn, &b.scope, b.period.start(now), None).await?;
+                    let spent = spend(txn, &b.scope, b.period.start(now), None).await?;
                     Ok(Done::Budget(Box::new(b.status(spent, now))))
                 }
-                Write::Delete(_) if deleted[i] => Ok(Done::Deleted),
+                Write::Delete(scope) if deleted[i] => Ok(Done::Deleted(scope.clone())),
                 Write::Delete(scope) => Err(LlmError::NotFound(scope.to_string())),
             });
         }
-        txn.commit().await?;
         Ok(outcomes)
     }
 

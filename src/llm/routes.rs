@@ -8,10 +8,8 @@ use serde_json::{Value, json};
 use super::actor::LlmLedger;
 use super::messages::*;
 use super::model::{BudgetIn, GroupBy, NewUsage, Scope, Selector, UsageFilter};
-use crate::audit::{Audit, Auditor};
 use crate::error::ApiResult;
-use crate::http::{JsonBody, Query, instant_param, method_not_allowed, parse_limit};
-use crate::metrics::{AgentMetrics, RecordMetrics};
+use crate::http::{Caller, JsonBody, Query, instant_param, method_not_allowed, parse_limit};
 
 /// Registers the LLM usage and budget routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -41,7 +39,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 type Ledger = web::Data<Addr<LlmLedger>>;
-type Metrics = web::Data<Addr<AgentMetrics>>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -64,40 +61,17 @@ struct SummaryQuery {
 
 async fn record(
     ledger: Ledger,
-    audit: Auditor,
-    metrics: Metrics,
+    caller: Caller,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     let mut usage = NewUsage::parse(&body)?;
     if usage.instance_id.is_empty()
-        && let Some(id) = audit.caller().id()
+        && let Some(id) = caller.id()
     {
         usage.instance_id = id.to_string();
     }
-    let recorded = ledger.send(RecordUsage { usage }).await??;
+    let recorded = ledger.send(RecordUsage { usage, caller }).await??;
     let u = &recorded.usage;
-    audit
-        .record(
-            Audit::new("llm.usage", format!("{}/{}", u.project, u.model))
-                .actor(u.instance_id.clone())
-                .with("tokens_in", u.tokens_in)
-                .with("tokens_out", u.tokens_out)
-                .with("cost_usd", u.cost_usd),
-        )
-        .await?;
-    if !u.instance_id.is_empty() {
-        let counts = vec![
-            ("llm_requests".to_string(), 1),
-            ("llm_tokens_in".to_string(), u.tokens_in),
-            ("llm_tokens_out".to_string(), u.tokens_out),
-        ];
-        let counted = metrics
-            .send(RecordMetrics::now(&u.instance_id, counts))
-            .await;
-        if !matches!(counted, Ok(Ok(()))) {
-            tracing::warn!(instance = %u.instance_id, "LLM usage not counted in agent metrics");
-        }
-    }
     let over_budget = !recorded.exceeded.is_empty();
     let mut out = json!({"id": u.id, "recorded": true, "over_budget": over_budget});
     if over_budget {
@@ -147,34 +121,29 @@ async fn get_budget(ledger: Ledger, scope: web::Path<String>) -> ApiResult<HttpR
 
 async fn put_budget(
     ledger: Ledger,
-    audit: Auditor,
+    caller: Caller,
     scope: web::Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     let scope = Scope::parse(&scope.into_inner())?;
     let budget = BudgetIn::parse(&body)?;
-    let status = ledger.send(PutBudget { scope, budget }).await??;
-    audit
-        .record(
-            Audit::new("llm.budget.put", status.scope.clone())
-                .with("period", status.period)
-                .with("max_tokens", json!(status.max_tokens))
-                .with("max_cost_usd", json!(status.max_cost_usd)),
-        )
-        .await?;
+    let status = ledger
+        .send(PutBudget {
+            scope,
+            budget,
+            caller,
+        })
+        .await??;
     Ok(HttpResponse::Ok().json(status))
 }
 
 async fn delete_budget(
     ledger: Ledger,
-    audit: Auditor,
+    caller: Caller,
     scope: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let scope = Scope::parse(&scope.into_inner())?;
     let name = scope.to_string();
-    ledger.send(DeleteBudget { scope }).await??;
-    audit
-        .record(Audit::new("llm.budget.delete", name.clone()))
-        .await?;
+    ledger.send(DeleteBudget { scope, caller }).await??;
     Ok(HttpResponse::Ok().json(json!({"deleted": name})))
 }

@@ -14,13 +14,12 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use rmcp_actix_web::transport::on_request_extensions;
 use serde_json::{Value, json};
 
-use crate::audit::{AuditLog, Auditor};
 use crate::error::ApiError;
 use crate::http::Caller;
 use crate::instances::{
-    InstanceFilter, InstanceRegistry, ListInstances, RegisterInstance, SetIntent, register_audited,
+    InstanceFilter, InstanceRegistry, ListInstances, RegisterInstance, SetIntent,
 };
-use crate::rules::{RuleBook, RuleIn, propose_audited};
+use crate::rules::{ProposeRule, RuleBook, RuleIn};
 use crate::specs::SpecRegistry;
 
 /// What the agent is told once, at `initialize`.
@@ -126,7 +125,6 @@ pub struct Koor {
     pub instances: Addr<InstanceRegistry>,
     pub rules: Addr<RuleBook>,
     pub specs: Addr<SpecRegistry>,
-    pub audit: Addr<AuditLog>,
     /// `http://host:port` of the REST API.
     pub api_base: String,
     tools: Arc<Vec<Tool>>,
@@ -137,14 +135,12 @@ impl Koor {
         instances: Addr<InstanceRegistry>,
         rules: Addr<RuleBook>,
         specs: Addr<SpecRegistry>,
-        audit: Addr<AuditLog>,
         api_base: String,
     ) -> Self {
         Self {
             instances,
             rules,
             specs,
-            audit,
             api_base,
             tools: Arc::new(definitions()),
         }
@@ -174,7 +170,7 @@ fn failed(e: ApiError) -> String {
 }
 
 impl Koor {
-    async fn register_instance(&self, a: &Args, audit: &Auditor) -> Result<Value, String> {
+    async fn register_instance(&self, a: &Args, caller: &Caller) -> Result<Value, String> {
         let capabilities = a.opt("capabilities")?.map(|raw| {
             raw.split(',')
                 .map(|c| c.trim().to_string())
@@ -189,9 +185,12 @@ impl Koor {
             capabilities,
         )
         .map_err(|e| e.to_string())?;
-        let done = register_audited(&self.instances, audit, msg)
+        let done = self
+            .instances
+            .send(msg.by(caller.clone()))
             .await
-            .map_err(failed)?;
+            .map_err(|e| failed(e.into()))?
+            .map_err(|e| failed(e.into()))?;
         let i = done.instance.out();
         Ok(json!({
             "instance_id": i.id,
@@ -257,7 +256,7 @@ impl Koor {
         })
     }
 
-    async fn propose_rule(&self, a: &Args, audit: &Auditor) -> Result<Value, String> {
+    async fn propose_rule(&self, a: &Args, caller: &Caller) -> Result<Value, String> {
         let rule = RuleIn {
             project: Some(a.req("project")?),
             rule_id: Some(a.req("rule_id")?),
@@ -270,9 +269,15 @@ impl Koor {
             context: a.opt("context")?,
             ..Default::default()
         };
-        let rule = propose_audited(&self.rules, audit, rule)
+        let rule = self
+            .rules
+            .send(ProposeRule {
+                rule,
+                caller: caller.clone(),
+            })
             .await
-            .map_err(failed)?;
+            .map_err(|e| failed(e.into()))?
+            .map_err(|e| failed(e.into()))?;
         Ok(json!({
             "project": rule.project,
             "rule_id": rule.rule_id,
@@ -372,14 +377,13 @@ impl ServerHandler for Koor {
             .and_then(|e| e.get::<Caller>())
             .cloned()
             .unwrap_or_default();
-        let audit = Auditor::new(self.audit.clone(), caller);
         let args = Args(request.arguments.unwrap_or_default());
         let result = match request.name.as_ref() {
-            "register_instance" => self.register_instance(&args, &audit).await,
+            "register_instance" => self.register_instance(&args, &caller).await,
             "discover_instances" => self.discover_instances(&args).await,
             "set_intent" => self.set_intent(&args).await,
             "get_endpoints" => Ok(self.get_endpoints()),
-            "propose_rule" => self.propose_rule(&args, &audit).await,
+            "propose_rule" => self.propose_rule(&args, &caller).await,
             "validate_contract" => self.validate_contract(&args).await,
             other => {
                 return Err(ErrorData::invalid_params(

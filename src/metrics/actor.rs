@@ -1,61 +1,68 @@
 //! `AgentMetrics`: the single owner and single writer of the agent metrics table.
 //!
-//! Concurrency: `RecordMetrics` joins a [`WriteQueue`]; each batch merges its increments
-//! per bucket and commits them in one transaction, then answers every caller. Reads
-//! (`AgentSummary`, `AgentDetail`) run as concurrent futures over the pool.
+//! Concurrency: `RecordMetrics` is group-committed ([`GroupCommit`]); each batch merges
+//! its increments per bucket and commits them in one transaction, then answers every
+//! caller. Reads (`AgentSummary`, `AgentDetail`) run as concurrent futures over the pool.
 
 use std::collections::HashMap;
 
 use actix::prelude::*;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use super::messages::*;
 use super::model::{AgentTotals, MetricRow, MetricsError};
-use super::repository::{Increment, MetricsRepository};
-use crate::batch::WriteQueue;
+use super::repository::{Increment, MetricsRepository, add_in};
+use crate::batch::{GroupCommit, Outbox, WritePath, enqueue};
+use crate::journal::Records;
+
+type Outcome = Result<(), MetricsError>;
 
 /// The metrics domain actor.
 pub struct AgentMetrics {
     repo: MetricsRepository,
-    queue: WriteQueue<RecordMetrics, Result<(), MetricsError>>,
+    path: WritePath<RecordMetrics, Outcome>,
 }
 
 impl AgentMetrics {
     /// The actor, not yet started. `batch_max` bounds how many records share one commit.
-    pub fn new(db: DatabaseConnection, batch_max: usize) -> Self {
+    pub fn new(db: DatabaseConnection, outbox: Outbox, batch_max: usize) -> Self {
         Self {
-            repo: MetricsRepository::new(db),
-            queue: WriteQueue::new(batch_max),
+            repo: MetricsRepository::new(db.clone()),
+            path: WritePath::new(db, outbox, batch_max),
         }
-    }
-
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Some(batch) = self.queue.next_batch() else {
-            return;
-        };
-        let increments = merge(&batch.ops);
-        let repo = self.repo.clone();
-        ctx.spawn(
-            async move { repo.add(increments).await }
-                .into_actor(self)
-                .map(move |result, act, ctx| {
-                    act.queue.done();
-                    match result {
-                        Ok(()) => {
-                            let n = batch.ops.len();
-                            batch.answer(std::iter::repeat_n(Ok(()), n));
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "agent metrics batch failed to commit");
-                            batch.fail(Err(MetricsError::Storage(e.to_string())));
-                        }
-                    }
-                    act.flush(ctx);
-                }),
-        );
     }
 }
 
+impl GroupCommit for AgentMetrics {
+    type Op = RecordMetrics;
+    type Out = Outcome;
+    type Work = (Vec<Increment>, usize);
+    type Done = usize;
+
+    fn write_path(&mut self) -> &mut WritePath<RecordMetrics, Outcome> {
+        &mut self.path
+    }
+
+    fn prepare(&mut self, ops: Vec<RecordMetrics>, _: i64) -> Self::Work {
+        (merge(&ops), ops.len())
+    }
+
+    async fn write(
+        (increments, n): Self::Work,
+        txn: &DatabaseTransaction,
+    ) -> Result<(usize, Records), DbErr> {
+        add_in(txn, increments).await?;
+        Ok((n, Records::new()))
+    }
+
+    fn finish(&mut self, n: usize, _: &mut Context<Self>) -> Vec<Outcome> {
+        vec![Ok(()); n]
+    }
+
+    fn failed(error: &DbErr) -> Outcome {
+        Err(MetricsError::Storage(error.to_string()))
+    }
+}
 /// Sums the increments of a batch per (instance, metric, period), in first-seen order.
 pub(super) fn merge(records: &[RecordMetrics]) -> Vec<Increment> {
     let mut index: HashMap<(String, String, String), usize> = HashMap::new();
@@ -79,7 +86,7 @@ impl Actor for AgentMetrics {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
     }
 }
 
@@ -90,8 +97,7 @@ impl Handler<RecordMetrics> for AgentMetrics {
         if msg.instance_id.is_empty() || msg.counts.is_empty() {
             return Box::pin(async { Ok(()) });
         }
-        let rx = self.queue.push(msg);
-        self.flush(ctx);
+        let rx = enqueue(self, msg, ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(MetricsError::Unavailable)) })
     }
 }
@@ -124,7 +130,7 @@ mod tests {
             .await
             .unwrap();
         crate::db::migrate(&db).await.unwrap();
-        (dir, AgentMetrics::new(db, 64).start())
+        (dir, AgentMetrics::new(db, Outbox::default(), 64).start())
     }
 
     fn record(id: &str, period: &str, counts: &[(&str, i64)]) -> RecordMetrics {

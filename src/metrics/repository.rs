@@ -40,13 +40,6 @@ impl MetricsRepository {
         Self { db }
     }
 
-    /// Adds every increment in one transaction (insert, or add to the stored value).
-    pub async fn add(&self, increments: Vec<Increment>) -> Result<(), DbErr> {
-        let txn = crate::db::begin_write(&self.db).await?;
-        add_in(&txn, increments).await?;
-        txn.commit().await
-    }
-
     /// One agent's rows, period descending then metric name.
     pub async fn detail(
         &self,

@@ -5,8 +5,8 @@
 //! where every rule is held compiled (its regex and globs are built once, when the rule is
 //! stored or loaded, never per request). Writes (`ReplaceRules`, `ProposeRule`,
 //! `DecideRule`, `ImportRules`, `DeleteRule`) are validated first, then run one at a time
-//! (`AtomicResponse`): one transaction, then memory, then the answer. Rule writes are
-//! rare, so they are not batched.
+//! (`AtomicResponse`): one transaction holding the rules, the audit entry and the event,
+//! then memory, then the answer. Rule writes are rare, so they are not batched.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,8 +19,10 @@ use super::engine::CompiledRule;
 use super::messages::*;
 use super::model::{GLOBAL, Rule, RuleError};
 use super::repository::RuleRepository;
-use crate::error::{after_commit, persist_then, refuse};
-use crate::events::{EventBus, Publish};
+use crate::audit::Audit;
+use crate::batch::{Outbox, after_commit, persist_then, refuse};
+use crate::events::Publish;
+use crate::journal::Records;
 use crate::time::now_micros;
 
 type Key = (String, String);
@@ -29,7 +31,7 @@ type Key = (String, String);
 pub struct RuleBook {
     repo: RuleRepository,
     rules: BTreeMap<Key, Arc<CompiledRule>>,
-    events: Addr<EventBus>,
+    outbox: Outbox,
 }
 
 fn key(r: &Rule) -> Key {
@@ -38,10 +40,7 @@ fn key(r: &Rule) -> Key {
 
 impl RuleBook {
     /// Loads and compiles every rule; returns the actor, not yet started.
-    pub async fn load(
-        db: DatabaseConnection,
-        events: Addr<EventBus>,
-    ) -> Result<Self, sea_orm::DbErr> {
+    pub async fn load(db: DatabaseConnection, outbox: Outbox) -> Result<Self, sea_orm::DbErr> {
         let repo = RuleRepository::new(db);
         let rules = repo
             .load_all()
@@ -52,7 +51,7 @@ impl RuleBook {
         Ok(Self {
             repo,
             rules,
-            events,
+            outbox,
         })
     }
 
@@ -63,11 +62,13 @@ impl RuleBook {
             .map(|(_, r)| r)
     }
 
-    /// Commits `rules` (after clearing `clear_project`), then installs them in memory.
+    /// Commits `rules` (after clearing `clear_project`) with `records`, then installs them
+    /// in memory.
     fn write<T: 'static>(
         &self,
         clear_project: Option<String>,
         rules: Vec<Rule>,
+        records: Records,
         answer: T,
     ) -> ResponseActFuture<Self, Result<T, RuleError>> {
         let repo = self.repo.clone();
@@ -75,8 +76,12 @@ impl RuleBook {
         let clear = clear_project.clone();
         after_commit(
             self,
-            async move { repo.write(clear.as_deref(), &stored).await },
-            move |(), act: &mut Self, _| {
+            async move {
+                repo.write(clear.as_deref(), &stored, records, now_micros())
+                    .await
+            },
+            move |stamped, act: &mut Self, _| {
+                act.outbox.committed(stamped);
                 if let Some(project) = clear_project {
                     act.rules.retain(|(p, _), _| *p != project);
                 }
@@ -93,7 +98,7 @@ impl Actor for RuleBook {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
     }
 }
 
@@ -119,7 +124,7 @@ impl Handler<ReplaceRules> for RuleBook {
             }
         }
         let n = rules.len();
-        AtomicResponse::new(self.write(Some(msg.project), rules, n))
+        AtomicResponse::new(self.write(Some(msg.project), rules, Records::new(), n))
     }
 }
 
@@ -173,21 +178,19 @@ impl Handler<ProposeRule> for RuleBook {
                 rule_id: rule.rule_id,
             });
         }
-        let events = self.events.clone();
-        let event = Publish::system(
+        let mut records = Records::new();
+        records.audit(
+            Audit::new("rule.propose", format!("{}/{}", rule.project, rule.rule_id))
+                .actor(rule.proposed_by.as_str())
+                .by(&msg.caller),
+        );
+        records.event(Publish::system(
             "rule.proposed",
             "rules",
             json!({"project": rule.project, "rule_id": rule.rule_id, "proposed_by": rule.proposed_by}),
-        );
+        ));
         let out = rule.clone();
-        AtomicResponse::new(Box::pin(self.write(None, vec![rule], out).map(
-            move |result, _, _| {
-                if result.is_ok() {
-                    events.do_send(event);
-                }
-                result
-            },
-        )))
+        AtomicResponse::new(self.write(None, vec![rule], records, out))
     }
 }
 
@@ -208,8 +211,17 @@ impl Handler<DecideRule> for RuleBook {
             });
         };
         rule.status = if msg.accept { "accepted" } else { "rejected" }.into();
+        let action = if msg.accept {
+            "rule.accept"
+        } else {
+            "rule.reject"
+        };
+        let mut records = Records::new();
+        records.audit(
+            Audit::new(action, format!("{}/{}", rule.project, rule.rule_id)).by(&msg.caller),
+        );
         let out = rule.clone();
-        AtomicResponse::new(self.write(None, vec![rule], out))
+        AtomicResponse::new(self.write(None, vec![rule], records, out))
     }
 }
 
@@ -239,11 +251,21 @@ impl Handler<DeleteRule> for RuleBook {
                 rule_id: k.1,
             });
         };
+        let mut records = Records::new();
+        records.audit(
+            Audit::new("rule.delete", format!("{}/{}", rule.project, rule.rule_id))
+                .with("status", rule.status.as_str())
+                .by(&msg.caller),
+        );
         let repo = self.repo.clone();
         persist_then(
             self,
-            async move { repo.delete(&k.0, &k.1).await.map(|()| k) },
-            move |k, act: &mut Self, _| {
+            async move {
+                let stamped = repo.delete(&k.0, &k.1, records, now_micros()).await?;
+                Ok((k, stamped))
+            },
+            move |(k, stamped), act: &mut Self, _| {
+                act.outbox.committed(stamped);
                 act.rules.remove(&k);
                 rule
             },
@@ -286,6 +308,12 @@ impl Handler<ImportRules> for RuleBook {
                 Err(e) => return refuse(RuleError::Invalid(format!("item {i}: {e}"))),
             }
         }
-        AtomicResponse::new(self.write(None, rules, total))
+        let mut records = Records::new();
+        records.audit(msg.audit_as.unwrap_or_else(|| {
+            Audit::new("rules.import", "bulk")
+                .with("count", total)
+                .by(&msg.caller)
+        }));
+        AtomicResponse::new(self.write(None, rules, records, total))
     }
 }

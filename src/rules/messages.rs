@@ -6,6 +6,8 @@ use actix::Message;
 
 use super::engine::CompiledRule;
 use super::model::{Rule, RuleError, RuleIn};
+use crate::audit::Audit;
+use crate::http::Caller;
 
 /// Replaces the whole rule set of `project` (source `local` by default, status
 /// `accepted`); answered with the number of rules stored.
@@ -40,6 +42,8 @@ pub struct SelectRules {
 #[rtype(result = "Result<Rule, RuleError>")]
 pub struct ProposeRule {
     pub rule: RuleIn,
+    /// Who proposes (named in the audit entry besides `proposed_by`).
+    pub caller: Caller,
 }
 
 /// Accepts or rejects a rule that is currently `proposed`.
@@ -49,6 +53,8 @@ pub struct DecideRule {
     pub project: String,
     pub rule_id: String,
     pub accept: bool,
+    /// Who decides (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Accepted rules of the listed sources, by project then rule_id.
@@ -65,6 +71,11 @@ pub struct ExportRules {
 pub struct ImportRules {
     pub rules: Vec<RuleIn>,
     pub project: Option<String>,
+    /// Who imports (the audit entry's actor).
+    pub caller: Caller,
+    /// The audit entry to record instead of `rules.import` (a template's application
+    /// records `template.apply`), already attributed.
+    pub audit_as: Option<Audit>,
 }
 
 /// Every rule of every project (all sources), by project then rule_id; with `status` or
@@ -82,4 +93,6 @@ pub struct AllRules {
 pub struct DeleteRule {
     pub project: String,
     pub rule_id: String,
+    /// Who deletes (the audit entry's actor).
+    pub caller: Caller,
 }

@@ -18,4 +18,4 @@ pub use actor::RuleBook;
 pub use engine::{CompiledRule, Violation};
 pub use messages::*;
 pub use model::*;
-pub use routes::{propose_audited, routes};
+pub use routes::routes;

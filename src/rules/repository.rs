@@ -5,6 +5,8 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
 
 use super::model::Rule;
+use crate::batch::commit_with;
+use crate::journal::{Records, Stamped};
 
 /// Rows per multi-row insert (13 bound values each).
 const CHUNK: usize = 500;
@@ -66,9 +68,15 @@ impl RuleRepository {
             .collect())
     }
 
-    /// In one transaction: deletes every rule of `clear_project` (when given), then
-    /// inserts or replaces `rules`.
-    pub async fn write(&self, clear_project: Option<&str>, rules: &[Rule]) -> Result<(), DbErr> {
+    /// In one transaction with `records`: deletes every rule of `clear_project` (when
+    /// given), then inserts or replaces `rules`.
+    pub async fn write(
+        &self,
+        clear_project: Option<&str>,
+        rules: &[Rule],
+        records: Records,
+        now: i64,
+    ) -> Result<Stamped, DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
         if let Some(project) = clear_project {
             Entity::delete_many()
@@ -98,17 +106,23 @@ impl RuleRepository {
                 .exec_without_returning(&txn)
                 .await?;
         }
-        txn.commit().await
+        commit_with(txn, records, now).await
     }
 
-    /// Deletes one rule.
-    pub async fn delete(&self, project: &str, rule_id: &str) -> Result<(), DbErr> {
+    /// Deletes one rule, in one transaction with `records`.
+    pub async fn delete(
+        &self,
+        project: &str,
+        rule_id: &str,
+        records: Records,
+        now: i64,
+    ) -> Result<Stamped, DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
         Entity::delete_many()
             .filter(Column::Project.eq(project))
             .filter(Column::RuleId.eq(rule_id))
             .exec(&txn)
             .await?;
-        txn.commit().await
+        commit_with(txn, records, now).await
     }
 }

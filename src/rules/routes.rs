@@ -9,9 +9,8 @@ use super::actor::RuleBook;
 use super::engine::validate;
 use super::messages::*;
 use super::model::{Rule, RuleIn};
-use crate::audit::{Audit, Auditor};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{JsonBody, Query, method_not_allowed};
+use crate::http::{Caller, JsonBody, Query, method_not_allowed};
 
 /// Registers the validation and rule lifecycle routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -143,25 +142,12 @@ async fn check(
     })))
 }
 
-/// Stores a proposal and records `rule.propose` (REST and MCP alike).
-pub async fn propose_audited(
-    rules: &Addr<RuleBook>,
-    audit: &Auditor,
-    rule: RuleIn,
-) -> ApiResult<Rule> {
-    let rule = rules.send(ProposeRule { rule }).await??;
-    let entry = Audit::new("rule.propose", format!("{}/{}", rule.project, rule.rule_id))
-        .actor(rule.proposed_by.as_str());
-    audit.record(entry).await?;
-    Ok(rule)
-}
-
 async fn propose(
     rules: Rules,
-    audit: Auditor,
+    caller: Caller,
     JsonBody(body): JsonBody<RuleIn>,
 ) -> ApiResult<HttpResponse> {
-    let rule = propose_audited(&rules, &audit, body).await?;
+    let rule = rules.send(ProposeRule { rule: body, caller }).await??;
     Ok(HttpResponse::Ok().json(json!({
         "project": rule.project,
         "rule_id": rule.rule_id,
@@ -171,7 +157,7 @@ async fn propose(
 
 async fn decide(
     rules: Rules,
-    audit: Auditor,
+    caller: Caller,
     path: (String, String),
     accept: bool,
 ) -> ApiResult<HttpResponse> {
@@ -181,11 +167,9 @@ async fn decide(
             project,
             rule_id,
             accept,
+            caller,
         })
         .await??;
-    let action = if accept { "rule.accept" } else { "rule.reject" };
-    let resource = format!("{}/{}", rule.project, rule.rule_id);
-    audit.record(Audit::new(action, resource)).await?;
     Ok(HttpResponse::Ok().json(json!({
         "project": rule.project,
         "rule_id": rule.rule_id,
@@ -195,18 +179,18 @@ async fn decide(
 
 async fn accept(
     rules: Rules,
-    audit: Auditor,
+    caller: Caller,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    decide(rules, audit, path.into_inner(), true).await
+    decide(rules, caller, path.into_inner(), true).await
 }
 
 async fn reject(
     rules: Rules,
-    audit: Auditor,
+    caller: Caller,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
-    decide(rules, audit, path.into_inner(), false).await
+    decide(rules, caller, path.into_inner(), false).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,15 +218,18 @@ async fn all(rules: Rules, q: Query<AllQuery>) -> ApiResult<HttpResponse> {
 /// source and status. Audited as `rule.delete`.
 async fn delete(
     rules: Rules,
-    audit: Auditor,
+    caller: Caller,
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (project, rule_id) = path.into_inner();
-    let rule = rules.send(DeleteRule { project, rule_id }).await??;
+    let rule = rules
+        .send(DeleteRule {
+            project,
+            rule_id,
+            caller,
+        })
+        .await??;
     let resource = format!("{}/{}", rule.project, rule.rule_id);
-    audit
-        .record(Audit::new("rule.delete", resource.as_str()).with("status", rule.status.as_str()))
-        .await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": resource})))
 }
 
@@ -261,7 +248,7 @@ async fn export(rules: Rules, q: Query<SourceQuery>) -> ApiResult<HttpResponse> 
 
 async fn import(
     rules: Rules,
-    audit: Auditor,
+    caller: Caller,
     JsonBody(items): JsonBody<Vec<RuleIn>>,
 ) -> ApiResult<HttpResponse> {
     if items.is_empty() {
@@ -273,9 +260,9 @@ async fn import(
         .send(ImportRules {
             rules: items,
             project: None,
+            caller,
+            audit_as: None,
         })
         .await??;
-    let entry = Audit::new("rules.import", "bulk").with("count", imported);
-    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(json!({"imported": imported})))
 }

@@ -38,6 +38,7 @@ impl DocKind for SpecDocs {
     const SOURCE: &'static str = "specs";
     const UPDATED: &'static str = "spec.updated";
     const DELETED: &'static str = "spec.deleted";
+    const AUDIT: [&'static str; 3] = ["spec.put", "spec.rollback", "spec.delete"];
 
     fn updated(key: &str, version: i64, _hash: &str) -> Value {
         let (project, name) = split_key(key);

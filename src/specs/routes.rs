@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::schema::SchemaCache;
 use super::{SpecRegistry, spec_key, split_key};
-use crate::audit::{Audit, Auditor};
 use crate::error::{ApiError, ApiResult};
+use crate::http::Caller;
 use crate::http::{Query, RawBody, method_not_allowed};
 use crate::state::{
     DeleteKey, GetCurrent, ListPrefix, PutValue, current_or_not_modified, preconditions,
@@ -93,7 +93,7 @@ async fn put(
     cache: web::Data<SchemaCache>,
     path: web::Path<(String, String)>,
     q: Query<WriteQuery>,
-    audit: Auditor,
+    caller: Caller,
     RawBody(value): RawBody,
 ) -> ApiResult<HttpResponse> {
     let (project, name) = path.into_inner();
@@ -123,10 +123,10 @@ async fn put(
             content_type: "application/json".into(),
             hash,
             preconditions,
+            caller,
+            audit_as: None,
         })
         .await??;
-    let put = Audit::new("spec.put", spec_key(&project, &name)).with("version", entry.version);
-    audit.record(put).await?;
     Ok(HttpResponse::Ok().json(json!({
         "project": project,
         "name": name,
@@ -141,7 +141,7 @@ async fn delete(
     specs: Specs,
     path: web::Path<(String, String)>,
     q: Query<WriteQuery>,
-    audit: Auditor,
+    caller: Caller,
 ) -> ApiResult<HttpResponse> {
     let (project, name) = path.into_inner();
     let preconditions = preconditions(req.headers(), q.into_inner().if_version.as_deref())?;
@@ -150,10 +150,8 @@ async fn delete(
         .send(DeleteKey {
             key: key.clone(),
             preconditions,
+            caller,
         })
         .await??;
-    audit
-        .record(Audit::new("spec.delete", key.as_str()))
-        .await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": key})))
 }

@@ -5,17 +5,19 @@
 //! Concurrency: `ListKeys` and `GetCurrent` answer from memory inside the actor.
 //! `GetHistory`, `GetVersion` and `DiffVersions` return futures that read through the
 //! pool and run concurrently with everything else (they only see committed rows).
-//! Writes (`PutValue`, `DeleteKey`, `RollbackKey`) join a queue; at most one batch is in
-//! flight, and every write that arrives meanwhile is committed in the next batch (one
-//! transaction, multi-row INSERTs). Memory is updated and callers are answered only after
-//! the commit, so an acknowledged write is durable and visible to the next read.
+//! Writes (`PutValue`, `DeleteKey`, `RollbackKey`) are group-committed ([`GroupCommit`]):
+//! at most one batch is in flight, and every write that arrives meanwhile is committed in
+//! the next batch: one transaction holding the versions (multi-row INSERTs), their audit
+//! entries and their events. Memory is updated and callers are answered only after the
+//! commit, so an acknowledged write, its audit entry and its event are durable together
+//! and the write is visible to the next read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -23,9 +25,11 @@ use super::diff::diff;
 use super::messages::*;
 use super::model::{StateEntry, StateError, StoredVersion, VersionMeta};
 use super::repository::{Applied, StateRepository, WriteDone, WriteOp};
-use crate::batch::{Batch, WriteQueue};
-use crate::events::{EventBus, Publish};
-use crate::time::now_micros;
+use crate::audit::Audit;
+use crate::batch::{GroupCommit, Outbox, WritePath, enqueue};
+use crate::events::Publish;
+use crate::http::Caller;
+use crate::journal::Records;
 
 type Outcome = Result<WriteDone, StateError>;
 
@@ -39,6 +43,8 @@ pub trait DocKind: Unpin + 'static {
     const UPDATED: &'static str;
     /// Topic published after a delete.
     const DELETED: &'static str;
+    /// Audit actions of a put, a rollback and a delete (API §15).
+    const AUDIT: [&'static str; 3];
     /// `data` of the update event (never the value).
     fn updated(key: &str, version: i64, hash: &str) -> Value;
     /// `data` of the delete event.
@@ -53,6 +59,7 @@ impl DocKind for StateDocs {
     const SOURCE: &'static str = "state";
     const UPDATED: &'static str = "state.updated";
     const DELETED: &'static str = "state.deleted";
+    const AUDIT: [&'static str; 3] = ["state.put", "state.rollback", "state.delete"];
 
     fn updated(key: &str, version: i64, hash: &str) -> Value {
         json!({"key": key, "version": version, "hash": hash})
@@ -66,13 +73,30 @@ impl DocKind for StateDocs {
 /// The state domain actor.
 pub type StateStore = VersionedStore<StateDocs>;
 
+/// What a queued write is, for its audit entry: who, and which kind of write.
+pub struct Intent {
+    caller: Caller,
+    /// `Some(v)` for a rollback to version `v`.
+    rollback: Option<i64>,
+    /// Recorded instead of the write's own entry.
+    audit_as: Option<Audit>,
+}
+
+/// A batch prepared for its transaction.
+pub struct Work {
+    repo: StateRepository,
+    ops: Vec<WriteOp>,
+    intents: Vec<Intent>,
+    snapshot: HashMap<String, Option<Arc<StateEntry>>>,
+    now: i64,
+}
+
 /// A versioned-document store of kind `K`.
 pub struct VersionedStore<K: DocKind> {
     kind: PhantomData<K>,
     repo: StateRepository,
     current: BTreeMap<String, Arc<StateEntry>>,
-    queue: WriteQueue<WriteOp, Outcome>,
-    events: Addr<EventBus>,
+    path: WritePath<(WriteOp, Intent), Outcome>,
 }
 
 impl<K: DocKind> VersionedStore<K> {
@@ -80,10 +104,10 @@ impl<K: DocKind> VersionedStore<K> {
     /// started. `batch_max` bounds how many writes share one transaction.
     pub async fn load(
         db: DatabaseConnection,
+        outbox: Outbox,
         batch_max: usize,
-        events: Addr<EventBus>,
     ) -> Result<Self, sea_orm::DbErr> {
-        let repo = StateRepository::new(db, K::TABLE);
+        let repo = StateRepository::new(db.clone(), K::TABLE);
         let current = repo
             .load_current()
             .await?
@@ -94,49 +118,93 @@ impl<K: DocKind> VersionedStore<K> {
             kind: PhantomData,
             repo,
             current,
-            queue: WriteQueue::new(batch_max),
-            events,
+            path: WritePath::new(db, outbox, batch_max),
         })
     }
 
-    fn enqueue(&mut self, op: WriteOp, ctx: &mut Context<Self>) -> oneshot::Receiver<Outcome> {
-        let rx = self.queue.push(op);
-        self.flush(ctx);
-        rx
+    fn write(
+        &mut self,
+        op: WriteOp,
+        intent: Intent,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Outcome> {
+        enqueue(self, (op, intent), ctx)
+    }
+}
+
+/// The audit entry and the event of each write that succeeded, in order.
+fn records<K: DocKind>(results: &[Outcome], intents: Vec<Intent>) -> Records {
+    let mut records = Records::new();
+    for (result, intent) in results.iter().zip(intents) {
+        let Ok(done) = result else { continue };
+        let [put, rolled_back, deleted] = K::AUDIT;
+        let (entry, event) = match (done, intent.rollback) {
+            (WriteDone::Stored(e), None) => (
+                Audit::new(put, e.key.as_str()).with("version", e.version),
+                Publish::system(
+                    K::UPDATED,
+                    K::SOURCE,
+                    K::updated(&e.key, e.version, &e.hash),
+                ),
+            ),
+            (WriteDone::Stored(e), Some(from)) => (
+                Audit::new(rolled_back, e.key.as_str())
+                    .with("from_version", from)
+                    .with("new_version", e.version),
+                Publish::system(
+                    K::UPDATED,
+                    K::SOURCE,
+                    K::updated(&e.key, e.version, &e.hash),
+                ),
+            ),
+            (WriteDone::Deleted { key, version }, _) => (
+                Audit::new(deleted, key.as_str()),
+                Publish::system(K::DELETED, K::SOURCE, K::deleted(key, *version)),
+            ),
+        };
+        records.audit(intent.audit_as.unwrap_or_else(|| entry.by(&intent.caller)));
+        records.event(event);
+    }
+    records
+}
+
+impl<K: DocKind> GroupCommit for VersionedStore<K> {
+    type Op = (WriteOp, Intent);
+    type Out = Outcome;
+    type Work = Work;
+    type Done = Applied;
+
+    fn write_path(&mut self) -> &mut WritePath<Self::Op, Outcome> {
+        &mut self.path
     }
 
-    /// Starts committing the next batch unless one is already in flight.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        let Some(mut batch) = self.queue.next_batch() else {
-            return;
-        };
+    fn prepare(&mut self, batch: Vec<Self::Op>, now: i64) -> Work {
         let mut snapshot = HashMap::new();
-        for op in &batch.ops {
+        let (ops, intents): (Vec<WriteOp>, Vec<Intent>) = batch.into_iter().unzip();
+        for op in &ops {
             snapshot
                 .entry(op.key().to_string())
                 .or_insert_with(|| self.current.get(op.key()).cloned());
         }
-        let ops = std::mem::take(&mut batch.ops);
-        let repo = self.repo.clone();
-        let now = now_micros();
-        let commit = async move { repo.apply(ops, snapshot, now).await };
-        ctx.spawn(commit.into_actor(self).map(move |outcome, act, ctx| {
-            act.queue.done();
-            match outcome {
-                Ok(applied) => act.finish(applied, batch),
-                Err(e) => {
-                    tracing::error!(error = %e, writes = batch.replies.len(), "state batch failed to commit");
-                    for reply in batch.replies {
-                        let _ = reply.send(Err(StateError::Storage(e.to_string())));
-                    }
-                }
-            }
-            act.flush(ctx);
-        }));
+        Work {
+            repo: self.repo.clone(),
+            ops,
+            intents,
+            snapshot,
+            now,
+        }
     }
 
-    /// After a commit: update memory first, then answer callers, then publish events.
-    fn finish(&mut self, applied: Applied, batch: Batch<WriteOp, Outcome>) {
+    async fn write(work: Work, txn: &DatabaseTransaction) -> Result<(Applied, Records), DbErr> {
+        let applied = work
+            .repo
+            .apply(txn, work.ops, work.snapshot, work.now)
+            .await?;
+        let records = records::<K>(&applied.results, work.intents);
+        Ok((applied, records))
+    }
+
+    fn finish(&mut self, applied: Applied, _: &mut Context<Self>) -> Vec<Outcome> {
         for (key, entry) in applied.changed {
             match entry {
                 Some(e) => {
@@ -147,25 +215,11 @@ impl<K: DocKind> VersionedStore<K> {
                 }
             }
         }
-        let mut events = Vec::new();
-        for (result, reply) in applied.results.into_iter().zip(batch.replies) {
-            if let Ok(done) = &result {
-                events.push(match done {
-                    WriteDone::Stored(e) => Publish::system(
-                        K::UPDATED,
-                        K::SOURCE,
-                        K::updated(&e.key, e.version, &e.hash),
-                    ),
-                    WriteDone::Deleted { key, version } => {
-                        Publish::system(K::DELETED, K::SOURCE, K::deleted(key, *version))
-                    }
-                });
-            }
-            let _ = reply.send(result);
-        }
-        for event in events {
-            self.events.do_send(event);
-        }
+        applied.results
+    }
+
+    fn failed(error: &DbErr) -> Outcome {
+        Err(StateError::Storage(error.to_string()))
     }
 }
 
@@ -174,7 +228,7 @@ impl<K: DocKind> Actor for VersionedStore<K> {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Writers wait for their commit, so a deep mailbox only holds waiting callers.
-        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
     }
 }
 
@@ -287,13 +341,18 @@ impl<K: DocKind> Handler<PutValue> for VersionedStore<K> {
     type Result = ResponseFuture<Result<Arc<StateEntry>, StateError>>;
 
     fn handle(&mut self, msg: PutValue, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.enqueue(
+        let rx = self.write(
             WriteOp::Put {
                 key: msg.key,
                 value: msg.value,
                 content_type: msg.content_type,
                 hash: msg.hash,
                 preconditions: msg.preconditions,
+            },
+            Intent {
+                caller: msg.caller,
+                rollback: None,
+                audit_as: msg.audit_as,
             },
             ctx,
         );
@@ -305,10 +364,15 @@ impl<K: DocKind> Handler<DeleteKey> for VersionedStore<K> {
     type Result = ResponseFuture<Result<(), StateError>>;
 
     fn handle(&mut self, msg: DeleteKey, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.enqueue(
+        let rx = self.write(
             WriteOp::Delete {
                 key: msg.key,
                 preconditions: msg.preconditions,
+            },
+            Intent {
+                caller: msg.caller,
+                rollback: None,
+                audit_as: None,
             },
             ctx,
         );
@@ -320,11 +384,16 @@ impl<K: DocKind> Handler<RollbackKey> for VersionedStore<K> {
     type Result = ResponseFuture<Result<Arc<StateEntry>, StateError>>;
 
     fn handle(&mut self, msg: RollbackKey, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.enqueue(
+        let rx = self.write(
             WriteOp::Rollback {
                 key: msg.key,
                 version: msg.version,
                 preconditions: msg.preconditions,
+            },
+            Intent {
+                caller: msg.caller,
+                rollback: Some(msg.version),
+                audit_as: None,
             },
             ctx,
         );

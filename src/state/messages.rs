@@ -7,6 +7,8 @@ use bytes::Bytes;
 
 use super::diff::DiffEntry;
 use super::model::{Precondition, StateEntry, StateError, StoredVersion, VersionMeta};
+use crate::audit::Audit;
+use crate::http::Caller;
 
 /// Summaries of every key, ascending (served from memory).
 #[derive(Message)]
@@ -67,6 +69,11 @@ pub struct PutValue {
     /// Lowercase hex SHA-256 of `value` (computed by the caller, off the actor's thread).
     pub hash: String,
     pub preconditions: Vec<Precondition>,
+    /// Who writes (the audit entry's actor).
+    pub caller: Caller,
+    /// The audit entry to record instead of the put's own (a template's application
+    /// records `template.apply`), already attributed.
+    pub audit_as: Option<Audit>,
 }
 
 /// Deletes `key` and its whole history.
@@ -75,6 +82,8 @@ pub struct PutValue {
 pub struct DeleteKey {
     pub key: String,
     pub preconditions: Vec<Precondition>,
+    /// Who deletes (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Appends a new version of `key` holding the bytes of `version`.
@@ -84,4 +93,6 @@ pub struct RollbackKey {
     pub key: String,
     pub version: i64,
     pub preconditions: Vec<Precondition>,
+    /// Who rolls back (the audit entry's actor).
+    pub caller: Caller,
 }

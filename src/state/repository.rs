@@ -137,18 +137,19 @@ impl StateRepository {
         version_in(&self.db, self.table, key, version).await
     }
 
-    /// Applies a batch of writes in one transaction, in order. Each write is checked
-    /// against the state left by the writes before it (`snapshot` holds the committed
-    /// current entry of every key in the batch). A write that fails its check or finds
-    /// nothing gets its own error and changes nothing; the others still apply.
-    pub async fn apply(
+    /// Applies a batch of writes through `txn` (which the caller commits), in order. Each
+    /// write is checked against the state left by the writes before it (`snapshot` holds
+    /// the committed current entry of every key in the batch). A write that fails its
+    /// check or finds nothing gets its own error and changes nothing; the others still
+    /// apply.
+    pub async fn apply<C: ConnectionTrait>(
         &self,
+        txn: &C,
         ops: Vec<WriteOp>,
         snapshot: HashMap<String, Option<Arc<StateEntry>>>,
         now: i64,
     ) -> Result<Applied, DbErr> {
         let table = self.table;
-        let txn = crate::db::begin_write(&self.db).await?;
         let mut overlay = snapshot;
         let mut changed: HashMap<String, Option<Arc<StateEntry>>> = HashMap::new();
         let mut pending: Vec<Arc<StateEntry>> = Vec::new();
@@ -190,7 +191,7 @@ impl StateRepository {
                         results.push(Err(StateError::KeyNotFound(key)));
                         continue;
                     };
-                    flush_inserts(&txn, table, &mut pending).await?;
+                    flush_inserts(txn, table, &mut pending).await?;
                     txn.execute_raw(stmt(
                         format!("DELETE FROM {table} WHERE key = ?"),
                         vec![key.as_str().into()],
@@ -206,8 +207,8 @@ impl StateRepository {
                         results.push(Err(StateError::KeyNotFound(key)));
                         continue;
                     }
-                    flush_inserts(&txn, table, &mut pending).await?;
-                    let Some(old) = version_in(&txn, table, &key, version).await? else {
+                    flush_inserts(txn, table, &mut pending).await?;
+                    let Some(old) = version_in(txn, table, &key, version).await? else {
                         results.push(Err(StateError::VersionNotFound { key, version }));
                         continue;
                     };
@@ -227,8 +228,7 @@ impl StateRepository {
             changed.insert(stored.key.clone(), Some(stored.clone()));
             results.push(Ok(WriteDone::Stored(stored)));
         }
-        flush_inserts(&txn, table, &mut pending).await?;
-        txn.commit().await?;
+        flush_inserts(txn, table, &mut pending).await?;
         Ok(Applied { results, changed })
     }
 }
@@ -303,7 +303,7 @@ mod tests {
             .await
             .unwrap();
         crate::db::migrate(&db).await.unwrap();
-        let repo = StateRepository::new(db, "state_versions");
+        let repo = StateRepository::new(db.clone(), "state_versions");
         let ops = vec![
             put("k", b"a", vec![]),
             put("k", b"b", vec![]),
@@ -324,7 +324,9 @@ mod tests {
             },
         ];
         let snapshot = HashMap::from([("k".to_string(), None), ("j".to_string(), None)]);
-        let applied = repo.apply(ops, snapshot, 7).await.unwrap();
+        let txn = crate::db::begin_write(&db).await.unwrap();
+        let applied = repo.apply(&txn, ops, snapshot, 7).await.unwrap();
+        txn.commit().await.unwrap();
         let summary: Vec<String> = applied
             .results
             .iter()

@@ -12,9 +12,8 @@ use sha2::{Digest, Sha256};
 use super::actor::StateStore;
 use super::messages::*;
 use super::model::{Precondition, StateEntry, if_none_match_hits};
-use crate::audit::{Audit, Auditor};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{RawBody, method_not_allowed, parse_limit};
+use crate::http::{Caller, RawBody, method_not_allowed, parse_limit};
 use crate::time::format_micros;
 
 /// Registers the state routes.
@@ -216,7 +215,7 @@ fn written(entry: &StateEntry) -> serde_json::Value {
 async fn put(
     req: HttpRequest,
     store: web::Data<Addr<StateStore>>,
-    audit: Auditor,
+    caller: Caller,
     RawBody(value): RawBody,
 ) -> ApiResult<HttpResponse> {
     let key = key_of(&req)?;
@@ -241,17 +240,17 @@ async fn put(
             content_type,
             hash,
             preconditions,
+            caller,
+            audit_as: None,
         })
         .await??;
-    let entry_audit = Audit::new("state.put", entry.key.as_str()).with("version", entry.version);
-    audit.record(entry_audit).await?;
     Ok(HttpResponse::Ok().json(written(&entry)))
 }
 
 async fn rollback(
     req: HttpRequest,
     store: web::Data<Addr<StateStore>>,
-    audit: Auditor,
+    caller: Caller,
     _body: RawBody,
 ) -> ApiResult<HttpResponse> {
     let key = key_of(&req)?;
@@ -267,12 +266,9 @@ async fn rollback(
             key,
             version,
             preconditions,
+            caller,
         })
         .await??;
-    let rolled = Audit::new("state.rollback", entry.key.as_str())
-        .with("from_version", version)
-        .with("new_version", entry.version);
-    audit.record(rolled).await?;
     Ok(HttpResponse::Ok().json(json!({
         "key": entry.key,
         "version": entry.version,
@@ -285,7 +281,7 @@ async fn rollback(
 async fn delete(
     req: HttpRequest,
     store: web::Data<Addr<StateStore>>,
-    audit: Auditor,
+    caller: Caller,
 ) -> ApiResult<HttpResponse> {
     let key = key_of(&req)?;
     let q = query(&req)?;
@@ -294,10 +290,8 @@ async fn delete(
         .send(DeleteKey {
             key: key.clone(),
             preconditions,
+            caller,
         })
         .await??;
-    audit
-        .record(Audit::new("state.delete", key.as_str()))
-        .await?;
     Ok(HttpResponse::Ok().json(json!({"deleted": key})))
 }

@@ -1,9 +1,10 @@
 //! `TemplateLibrary`: the single owner and single writer of the templates table.
 //!
 //! Concurrency: reads are answered from memory; create and delete run one at a time
-//! (`AtomicResponse`: commit, then memory). `ApplyTemplate` reads from memory and sends
-//! the work to the owners of the data: `ImportRules` to the `RuleBook` (all or nothing),
-//! `PutValue` to the `SpecRegistry`.
+//! (`AtomicResponse`: one transaction with the audit entry, then memory). `ApplyTemplate`
+//! reads from memory and sends the work to the owners of the data: `ImportRules` to the
+//! `RuleBook` (all or nothing), `PutValue` to the `SpecRegistry`, each carrying the
+//! `template.apply` entry to record in its own transaction.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,9 @@ use sha2::{Digest, Sha256};
 use super::messages::*;
 use super::model::{Template, TemplateError};
 use super::repository::TemplateRepository;
-use crate::error::{persist_then, refuse};
+use crate::audit::Audit;
+use crate::batch::{Outbox, persist_then, refuse};
+use crate::journal::Records;
 use crate::rules::{ImportRules, RuleBook, RuleError, RuleIn};
 use crate::specs::{SpecRegistry, spec_key};
 use crate::state::PutValue;
@@ -27,12 +30,21 @@ pub struct TemplateLibrary {
     templates: HashMap<String, Arc<Template>>,
     rules: Addr<RuleBook>,
     specs: Addr<SpecRegistry>,
+    outbox: Outbox,
+}
+
+/// The records of one audit entry.
+fn audited(entry: Audit) -> Records {
+    let mut records = Records::new();
+    records.audit(entry);
+    records
 }
 
 impl TemplateLibrary {
     /// Loads every template; returns the actor, not yet started.
     pub async fn load(
         db: DatabaseConnection,
+        outbox: Outbox,
         rules: Addr<RuleBook>,
         specs: Addr<SpecRegistry>,
     ) -> Result<Self, sea_orm::DbErr> {
@@ -48,6 +60,7 @@ impl TemplateLibrary {
             templates,
             rules,
             specs,
+            outbox,
         })
     }
 }
@@ -56,7 +69,7 @@ impl Actor for TemplateLibrary {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
     }
 }
 
@@ -73,10 +86,16 @@ impl Handler<CreateTemplate> for TemplateLibrary {
         }
         let repo = self.repo.clone();
         let stored = template.clone();
+        let records = audited(
+            Audit::new("template.create", template.id.as_str())
+                .with("kind", template.kind.as_str())
+                .by(&msg.caller),
+        );
         persist_then(
             self,
-            async move { repo.insert(&stored).await },
-            move |(), act: &mut Self, _| {
+            async move { repo.insert(&stored, records, now_micros()).await },
+            move |stamped, act: &mut Self, _| {
+                act.outbox.committed(stamped);
                 act.templates.insert(template.id.clone(), template.clone());
                 template
             },
@@ -128,10 +147,12 @@ impl Handler<DeleteTemplate> for TemplateLibrary {
         }
         let repo = self.repo.clone();
         let id = msg.id.clone();
+        let records = audited(Audit::new("template.delete", msg.id.as_str()).by(&msg.caller));
         persist_then(
             self,
-            async move { repo.delete(&id).await },
-            move |(), act: &mut Self, _| {
+            async move { repo.delete(&id, records, now_micros()).await },
+            move |stamped, act: &mut Self, _| {
+                act.outbox.committed(stamped);
                 act.templates.remove(&msg.id);
             },
         )
@@ -147,20 +168,33 @@ impl Handler<ApplyTemplate> for TemplateLibrary {
         };
         let rules = self.rules.clone();
         let specs = self.specs.clone();
+        let repo = self.repo.clone();
+        let outbox = self.outbox.clone();
         Box::pin(async move {
             let kind = template.kind.clone();
+            let entry = Audit::new("template.apply", msg.id.as_str())
+                .with("project", msg.project.as_str())
+                .with("kind", kind.as_str())
+                .by(&msg.caller);
             if kind == "rules" {
                 let items: Vec<RuleIn> =
                     serde_json::from_value(template.data.clone()).map_err(|e| {
                         TemplateError::Invalid(format!("template rules are malformed: {e}"))
                     })?;
                 if items.is_empty() {
+                    let stamped = repo
+                        .record(audited(entry), now_micros())
+                        .await
+                        .map_err(|e| TemplateError::Storage(e.to_string()))?;
+                    outbox.committed(stamped);
                     return Ok(kind);
                 }
                 rules
                     .send(ImportRules {
                         rules: items,
                         project: Some(msg.project),
+                        caller: msg.caller,
+                        audit_as: Some(entry),
                     })
                     .await
                     .map_err(|_| TemplateError::Unavailable)?
@@ -178,6 +212,8 @@ impl Handler<ApplyTemplate> for TemplateLibrary {
                         content_type: "application/json".into(),
                         hash,
                         preconditions: Vec::new(),
+                        caller: msg.caller,
+                        audit_as: Some(entry),
                     })
                     .await
                     .map_err(|_| TemplateError::Unavailable)?

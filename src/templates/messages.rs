@@ -1,5 +1,6 @@
 //! Messages of the templates domain.
 
+use crate::http::Caller;
 use std::sync::Arc;
 
 use actix::Message;
@@ -11,6 +12,8 @@ use super::model::{Template, TemplateError, TemplateIn};
 #[rtype(result = "Result<Arc<Template>, TemplateError>")]
 pub struct CreateTemplate {
     pub template: TemplateIn,
+    /// Who creates (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Templates with `kind` and `tag` (exact; `None` = any), newest first.
@@ -33,6 +36,8 @@ pub struct GetTemplate {
 #[rtype(result = "Result<(), TemplateError>")]
 pub struct DeleteTemplate {
     pub id: String,
+    /// Who deletes (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Applies a template to `project`: rules are imported, contracts and bundles stored as
@@ -42,4 +47,6 @@ pub struct DeleteTemplate {
 pub struct ApplyTemplate {
     pub id: String,
     pub project: String,
+    /// Who applies (the audit entry's actor).
+    pub caller: Caller,
 }

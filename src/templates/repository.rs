@@ -1,5 +1,7 @@
 //! SeaORM access to `templates`. Private to the templates domain.
 
+use crate::batch::commit_with;
+use crate::journal::{Records, Stamped};
 use entities::template::{self, Entity};
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, Set};
 
@@ -36,8 +38,8 @@ impl TemplateRepository {
             .collect())
     }
 
-    /// Inserts a new template.
-    pub async fn insert(&self, t: &Template) -> Result<(), DbErr> {
+    /// Inserts a new template, in one transaction with `records`.
+    pub async fn insert(&self, t: &Template, records: Records, now: i64) -> Result<Stamped, DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
         Entity::insert(template::ActiveModel {
             id: Set(t.id.clone()),
@@ -52,13 +54,19 @@ impl TemplateRepository {
         })
         .exec_without_returning(&txn)
         .await?;
-        txn.commit().await
+        commit_with(txn, records, now).await
     }
 
-    /// Deletes a template.
-    pub async fn delete(&self, id: &str) -> Result<(), DbErr> {
+    /// Deletes a template, in one transaction with `records`.
+    pub async fn delete(&self, id: &str, records: Records, now: i64) -> Result<Stamped, DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
         Entity::delete_by_id(id.to_string()).exec(&txn).await?;
-        txn.commit().await
+        commit_with(txn, records, now).await
+    }
+
+    /// Commits `records` alone: the audit entry of an application that changed nothing.
+    pub async fn record(&self, records: Records, now: i64) -> Result<Stamped, DbErr> {
+        let txn = crate::db::begin_write(&self.db).await?;
+        commit_with(txn, records, now).await
     }
 }

@@ -8,9 +8,8 @@ use serde_json::json;
 use super::actor::TemplateLibrary;
 use super::messages::*;
 use super::model::TemplateIn;
-use crate::audit::{Audit, Auditor};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{JsonBody, Query, method_not_allowed};
+use crate::http::{Caller, JsonBody, Query, method_not_allowed};
 
 /// Registers the template routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -49,12 +48,15 @@ struct ApplyIn {
 
 async fn create(
     lib: Library,
-    audit: Auditor,
+    caller: Caller,
     JsonBody(body): JsonBody<TemplateIn>,
 ) -> ApiResult<HttpResponse> {
-    let t = lib.send(CreateTemplate { template: body }).await??;
-    let entry = Audit::new("template.create", t.id.as_str()).with("kind", t.kind.as_str());
-    audit.record(entry).await?;
+    let t = lib
+        .send(CreateTemplate {
+            template: body,
+            caller,
+        })
+        .await??;
     Ok(HttpResponse::Ok().json(t.out(true)))
 }
 
@@ -79,18 +81,19 @@ async fn get(lib: Library, id: web::Path<String>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(t.out(true)))
 }
 
-async fn delete(lib: Library, audit: Auditor, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn delete(lib: Library, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
-    lib.send(DeleteTemplate { id: id.clone() }).await??;
-    audit
-        .record(Audit::new("template.delete", id.as_str()))
-        .await?;
+    lib.send(DeleteTemplate {
+        id: id.clone(),
+        caller,
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(json!({"deleted": id})))
 }
 
 async fn apply(
     lib: Library,
-    audit: Auditor,
+    caller: Caller,
     id: web::Path<String>,
     JsonBody(body): JsonBody<ApplyIn>,
 ) -> ApiResult<HttpResponse> {
@@ -106,11 +109,8 @@ async fn apply(
         .send(ApplyTemplate {
             id: id.clone(),
             project: project.clone(),
+            caller,
         })
         .await??;
-    let entry = Audit::new("template.apply", id.as_str())
-        .with("project", project.as_str())
-        .with("kind", kind.as_str());
-    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(json!({"applied": id, "project": project, "kind": kind})))
 }

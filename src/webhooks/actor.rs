@@ -26,8 +26,10 @@ use super::model::{Delivery, DeliveryState, Webhook, WebhookError};
 use super::pump::{attempt, scan};
 use super::repository::WebhookRepository;
 use super::safety::{GuardedResolver, check_target};
-use crate::error::{persist_then, refuse};
+use crate::audit::Audit;
+use crate::batch::{Outbox, persist_then, refuse};
 use crate::events::{BusFrame, EventBus, GetBusStats, Subscribe};
+use crate::journal::Records;
 use crate::supervise::{WorkerState, guarded, worker_messages};
 use crate::time::{format_micros, now_micros};
 
@@ -51,6 +53,7 @@ pub struct DispatchSettings {
 pub struct WebhookDispatcher {
     repo: WebhookRepository,
     events: Addr<EventBus>,
+    outbox: Outbox,
     hooks: BTreeMap<String, Webhook>,
     /// Webhooks with an attempt in flight.
     busy: HashSet<String>,
@@ -63,11 +66,19 @@ pub struct WebhookDispatcher {
     attempts: DispatchStats,
 }
 
+/// The records of one audit entry.
+fn audited(entry: Audit) -> Records {
+    let mut records = Records::new();
+    records.audit(entry);
+    records
+}
+
 impl WebhookDispatcher {
     /// Loads the webhooks and starts the dispatcher under a supervisor.
     pub async fn start(
         db: DatabaseConnection,
         events: Addr<EventBus>,
+        outbox: Outbox,
         settings: DispatchSettings,
     ) -> Result<Addr<WebhookDispatcher>, String> {
         let repo = WebhookRepository::new(db);
@@ -90,6 +101,7 @@ impl WebhookDispatcher {
         Ok(Supervisor::start(move |_| WebhookDispatcher {
             repo,
             events,
+            outbox,
             hooks,
             busy: HashSet::new(),
             settings,
@@ -184,7 +196,7 @@ impl Actor for WebhookDispatcher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Also runs after every restart: timers are reset by a restart.
-        ctx.set_mailbox_capacity(crate::app::MAILBOX_CAPACITY);
+        ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
         self.subscribe(ctx);
         ctx.run_interval(TICK, |act, ctx| act.queue_pump(ctx));
         self.queue_pump(ctx);
@@ -275,6 +287,7 @@ impl Handler<CreateWebhook> for WebhookDispatcher {
         let events = self.events.clone();
         let repo = self.repo.clone();
         let secret = input.secret.unwrap_or_default();
+        let caller = msg.caller;
         let work = async move {
             check_target(&url, block_private, true)
                 .await
@@ -296,12 +309,18 @@ impl Handler<CreateWebhook> for WebhookDispatcher {
                 created_at: now_micros(),
                 cursor,
             };
-            repo.save(&hook).await?;
-            Ok(hook)
+            let records = audited(
+                Audit::new("webhook.create", hook.id.as_str())
+                    .with("url", hook.url.as_str())
+                    .by(&caller),
+            );
+            let stamped = repo.save(&hook, records, now_micros()).await?;
+            Ok((hook, stamped))
         };
         AtomicResponse::new(Box::pin(work.into_actor(self).map(
-            |result: Result<Webhook, WebhookError>, act, _| {
-                let hook = result?;
+            |result: Result<(Webhook, _), WebhookError>, act, _| {
+                let (hook, stamped) = result?;
+                act.outbox.committed(stamped);
                 act.hooks.insert(hook.id.clone(), hook.clone());
                 Ok(hook)
             },
@@ -332,10 +351,12 @@ impl Handler<DeleteWebhook> for WebhookDispatcher {
         }
         let repo = self.repo.clone();
         let id = msg.id.clone();
+        let records = audited(Audit::new("webhook.delete", msg.id.as_str()).by(&msg.caller));
         persist_then(
             self,
-            async move { repo.delete(&id).await },
-            move |(), act: &mut Self, _| {
+            async move { repo.delete(&id, records, now_micros()).await },
+            move |stamped, act: &mut Self, _| {
+                act.outbox.committed(stamped);
                 act.hooks.remove(&msg.id);
             },
         )
@@ -353,10 +374,12 @@ impl Handler<EnableWebhook> for WebhookDispatcher {
         hook.fail_count = 0;
         let repo = self.repo.clone();
         let stored = hook.clone();
+        let records = audited(Audit::new("webhook.enable", hook.id.as_str()).by(&msg.caller));
         persist_then(
             self,
-            async move { repo.save(&stored).await },
-            move |(), act: &mut Self, ctx| {
+            async move { repo.save(&stored, records, now_micros()).await },
+            move |stamped, act: &mut Self, ctx| {
+                act.outbox.committed(stamped);
                 if let Some(h) = act.hooks.get_mut(&hook.id) {
                     h.active = true;
                     h.fail_count = 0;
@@ -418,18 +441,23 @@ impl Handler<RetryDelivery> for WebhookDispatcher {
             return refuse(WebhookError::NotFound(msg.id));
         }
         let repo = self.repo.clone();
+        let records = audited(
+            Audit::new("webhook.retry", msg.id.as_str())
+                .with("delivery_id", msg.delivery_id)
+                .by(&msg.caller),
+        );
         AtomicResponse::new(Box::pin(
             async move {
-                repo.retry(&msg.id, msg.delivery_id, now_micros())
+                repo.retry(&msg.id, msg.delivery_id, records, now_micros())
                     .await?
                     .ok_or(WebhookError::DeliveryNotFound(msg.id, msg.delivery_id))
             }
             .into_actor(self)
             .map(|result, act, ctx| {
-                if result.is_ok() {
-                    act.queue_pump(ctx);
-                }
-                result
+                let (delivery, stamped) = result?;
+                act.outbox.committed(stamped);
+                act.queue_pump(ctx);
+                Ok(delivery)
             }),
         ))
     }

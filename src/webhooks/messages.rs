@@ -1,5 +1,6 @@
 //! Messages of the webhooks domain: its whole API.
 
+use crate::http::Caller;
 use actix::Message;
 
 use super::model::{Delivery, Webhook, WebhookError, WebhookIn};
@@ -14,6 +15,8 @@ pub struct Pump;
 #[rtype(result = "Result<Webhook, WebhookError>")]
 pub struct CreateWebhook {
     pub input: WebhookIn,
+    /// Who does it (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Every webhook, newest first.
@@ -26,6 +29,8 @@ pub struct ListWebhooks;
 #[rtype(result = "Result<(), WebhookError>")]
 pub struct DeleteWebhook {
     pub id: String,
+    /// Who does it (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Re-activates a webhook and clears its failure count.
@@ -33,6 +38,8 @@ pub struct DeleteWebhook {
 #[rtype(result = "Result<Webhook, WebhookError>")]
 pub struct EnableWebhook {
     pub id: String,
+    /// Who does it (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Delivers a `webhook.test` payload now and reports whether it succeeded.
@@ -56,6 +63,8 @@ pub struct ListDeliveries {
 pub struct RetryDelivery {
     pub id: String,
     pub delivery_id: i64,
+    /// Who does it (the audit entry's actor).
+    pub caller: Caller,
 }
 
 /// Attempts finished since this process started, by outcome, and the deliveries waiting.

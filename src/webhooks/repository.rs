@@ -1,6 +1,8 @@
 //! SeaORM access to `webhooks` and `webhook_deliveries`. Private to the webhooks domain:
 //! only `WebhookDispatcher` uses it.
 
+use crate::batch::commit_with;
+use crate::journal::{Records, Stamped};
 use entities::webhook::{self, Entity as Hooks};
 use entities::webhook_delivery::{self, Column as D, Entity as Deliveries};
 use sea_orm::sea_query::Expr;
@@ -101,8 +103,9 @@ impl WebhookRepository {
             .collect())
     }
 
-    /// Inserts a new webhook or replaces the stored state of one.
-    pub async fn save(&self, h: &Webhook) -> Result<(), DbErr> {
+    /// Inserts a new webhook or replaces the stored state of one, in one transaction with
+    /// `records`.
+    pub async fn save(&self, h: &Webhook, records: Records, now: i64) -> Result<Stamped, DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
         Hooks::insert(hook_active(h))
             .on_conflict(
@@ -120,18 +123,18 @@ impl WebhookRepository {
             )
             .exec_without_returning(&txn)
             .await?;
-        txn.commit().await
+        commit_with(txn, records, now).await
     }
 
-    /// Deletes a webhook and all its deliveries.
-    pub async fn delete(&self, id: &str) -> Result<(), DbErr> {
+    /// Deletes a webhook and all its deliveries, in one transaction with `records`.
+    pub async fn delete(&self, id: &str, records: Records, now: i64) -> Result<Stamped, DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
         Deliveries::delete_many()
             .filter(D::WebhookId.eq(id))
             .exec(&txn)
             .await?;
         Hooks::delete_by_id(id.to_string()).exec(&txn).await?;
-        txn.commit().await
+        commit_with(txn, records, now).await
     }
 
     /// In one transaction: records new deliveries (pending, due at `now`) and moves the
@@ -239,13 +242,16 @@ impl WebhookRepository {
             .collect())
     }
 
-    /// Makes a delivery pending again, due now, with its attempt count reset.
+    /// Makes a delivery pending again, due now, with its attempt count reset, in one
+    /// transaction with `records`; `None` (and nothing written) when there is no such
+    /// delivery.
     pub async fn retry(
         &self,
         webhook_id: &str,
         delivery_id: i64,
+        records: Records,
         now: i64,
-    ) -> Result<Option<Delivery>, DbErr> {
+    ) -> Result<Option<(Delivery, Stamped)>, DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
         let res = Deliveries::update_many()
             .col_expr(D::State, Expr::value(DeliveryState::Pending.as_str()))
@@ -256,13 +262,13 @@ impl WebhookRepository {
             .filter(D::WebhookId.eq(webhook_id))
             .exec(&txn)
             .await?;
-        txn.commit().await?;
         if res.rows_affected == 0 {
             return Ok(None);
         }
-        Ok(Deliveries::find_by_id(delivery_id)
-            .one(&self.db)
-            .await?
-            .map(delivery_from))
+        let Some(delivery) = Deliveries::find_by_id(delivery_id).one(&txn).await? else {
+            return Ok(None);
+        };
+        let stamped = commit_with(txn, records, now).await?;
+        Ok(Some((delivery_from(delivery), stamped)))
     }
 }

@@ -8,9 +8,8 @@ use serde_json::json;
 use super::actor::WebhookDispatcher;
 use super::messages::*;
 use super::model::WebhookIn;
-use crate::audit::{Audit, Auditor};
 use crate::error::ApiResult;
-use crate::http::{JsonBody, Query, method_not_allowed, parse_limit};
+use crate::http::{Caller, JsonBody, Query, method_not_allowed, parse_limit};
 
 /// Registers the webhook routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -57,12 +56,10 @@ struct LimitQuery {
 
 async fn create(
     hooks: Dispatcher,
-    audit: Auditor,
+    caller: Caller,
     JsonBody(input): JsonBody<WebhookIn>,
 ) -> ApiResult<HttpResponse> {
-    let hook = hooks.send(CreateWebhook { input }).await??;
-    let entry = Audit::new("webhook.create", hook.id.as_str()).with("url", hook.url.as_str());
-    audit.record(entry).await?;
+    let hook = hooks.send(CreateWebhook { input, caller }).await??;
     Ok(HttpResponse::Ok().json(hook.out()))
 }
 
@@ -74,14 +71,16 @@ async fn list(hooks: Dispatcher) -> ApiResult<HttpResponse> {
 
 async fn delete(
     hooks: Dispatcher,
-    audit: Auditor,
+    caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
-    hooks.send(DeleteWebhook { id: id.clone() }).await??;
-    audit
-        .record(Audit::new("webhook.delete", id.as_str()))
-        .await?;
+    hooks
+        .send(DeleteWebhook {
+            id: id.clone(),
+            caller,
+        })
+        .await??;
     Ok(HttpResponse::Ok().json(json!({"deleted": id})))
 }
 
@@ -93,17 +92,15 @@ async fn test(hooks: Dispatcher, id: web::Path<String>) -> ApiResult<HttpRespons
 
 async fn enable(
     hooks: Dispatcher,
-    audit: Auditor,
+    caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let hook = hooks
         .send(EnableWebhook {
             id: id.into_inner(),
+            caller,
         })
         .await??;
-    audit
-        .record(Audit::new("webhook.enable", hook.id.as_str()))
-        .await?;
     Ok(HttpResponse::Ok().json(hook.out()))
 }
 
@@ -124,17 +121,16 @@ async fn deliveries(
 
 async fn retry(
     hooks: Dispatcher,
-    audit: Auditor,
+    caller: Caller,
     path: web::Path<(String, i64)>,
 ) -> ApiResult<HttpResponse> {
     let (id, delivery_id) = path.into_inner();
     let d = hooks
         .send(RetryDelivery {
-            id: id.clone(),
+            id,
             delivery_id,
+            caller,
         })
         .await??;
-    let entry = Audit::new("webhook.retry", id).with("delivery_id", delivery_id);
-    audit.record(entry).await?;
     Ok(HttpResponse::Ok().json(d.out()))
 }
