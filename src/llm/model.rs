@@ -1,11 +1,11 @@
-//! LLM usage and budget domain types, and the validation of their request bodies.
+//! LLM usage and budget domain types.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{DomainError, ErrorKind};
 use crate::time::format_micros;
@@ -112,35 +112,6 @@ pub struct NewUsage {
 }
 
 impl NewUsage {
-    /// Validates a request body: a JSON object with the fields of API §17 (unknown
-    /// fields ignored, `null` taken as absent).
-    pub fn parse(body: &Value) -> Result<Self, LlmError> {
-        let m = object(body)?;
-        let provider = required_string(m, "provider")?;
-        let model = required_string(m, "model")?;
-        let request_type = match string_field(m, "request_type")? {
-            None => REQUEST_TYPES[0].to_string(),
-            Some(t) if t.is_empty() => REQUEST_TYPES[0].to_string(),
-            Some(t) if REQUEST_TYPES.contains(&t.as_str()) => t,
-            Some(t) => {
-                return Err(LlmError::Invalid(format!(
-                    "request_type must be completion or embedding, got {t:?}"
-                )));
-            }
-        };
-        Ok(Self {
-            provider,
-            model,
-            instance_id: string_field(m, "instance_id")?.unwrap_or_default(),
-            project: string_field(m, "project")?.unwrap_or_default(),
-            session_tag: string_field(m, "session_tag")?.unwrap_or_default(),
-            tokens_in: count_field(m, "tokens_in")?.unwrap_or(0),
-            tokens_out: count_field(m, "tokens_out")?.unwrap_or(0),
-            cost_usd: amount_field(m, "cost_usd")?.unwrap_or(0.0),
-            request_type,
-        })
-    }
-
     /// The record as stored with `id` at `created_at`.
     pub fn stored(self, id: i64, created_at: i64) -> Usage {
         Usage {
@@ -156,53 +127,6 @@ impl NewUsage {
             session_tag: self.session_tag,
             created_at,
         }
-    }
-}
-
-fn object(body: &Value) -> Result<&Map<String, Value>, LlmError> {
-    body.as_object()
-        .ok_or_else(|| LlmError::Invalid("request body must be a JSON object".into()))
-}
-
-fn string_field(m: &Map<String, Value>, name: &str) -> Result<Option<String>, LlmError> {
-    match m.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(LlmError::Invalid(format!("{name} must be a string"))),
-    }
-}
-
-fn required_string(m: &Map<String, Value>, name: &str) -> Result<String, LlmError> {
-    string_field(m, name)?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| LlmError::Invalid(format!("{name} is required (a non-empty string)")))
-}
-
-/// An integer ≥ 0 (a fraction, a negative number or a non-number is refused).
-fn count_field(m: &Map<String, Value>, name: &str) -> Result<Option<i64>, LlmError> {
-    match m.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(v) if v >= 0 => Ok(Some(v)),
-            _ => Err(LlmError::Invalid(format!(
-                "{name} must be a non-negative integer"
-            ))),
-        },
-        Some(_) => Err(LlmError::Invalid(format!(
-            "{name} must be a non-negative integer"
-        ))),
-    }
-}
-
-/// A finite number ≥ 0.
-fn amount_field(m: &Map<String, Value>, name: &str) -> Result<Option<f64>, LlmError> {
-    match m.get(name).map(|v| (v, v.as_f64())) {
-        None | Some((Value::Null, _)) => Ok(None),
-        // `+ 0.0` turns a negative zero into zero.
-        Some((Value::Number(_), Some(v))) if v.is_finite() && v >= 0.0 => Ok(Some(v + 0.0)),
-        Some(_) => Err(LlmError::Invalid(format!(
-            "{name} must be a non-negative number"
-        ))),
     }
 }
 
@@ -299,47 +223,6 @@ pub struct BudgetIn {
 }
 
 impl BudgetIn {
-    /// Validates a request body: `period` (`day` default, or `month`), `max_tokens`
-    /// (integer > 0) and `max_cost_usd` (number > 0), at least one of the two limits.
-    pub fn parse(body: &Value) -> Result<Self, LlmError> {
-        let m = object(body)?;
-        let period = match string_field(m, "period")? {
-            None => Period::Day,
-            Some(p) if p.is_empty() => Period::Day,
-            Some(p) => Period::parse(&p).ok_or_else(|| {
-                LlmError::Invalid(format!("period must be day or month, got {p:?}"))
-            })?,
-        };
-        let max_tokens = match count_field(m, "max_tokens") {
-            Ok(Some(v)) if v > 0 => Some(v),
-            Ok(None) => None,
-            _ => {
-                return Err(LlmError::Invalid(
-                    "max_tokens must be a positive integer".into(),
-                ));
-            }
-        };
-        let max_cost_usd = match amount_field(m, "max_cost_usd") {
-            Ok(Some(v)) if v > 0.0 => Some(v),
-            Ok(None) => None,
-            _ => {
-                return Err(LlmError::Invalid(
-                    "max_cost_usd must be a positive number".into(),
-                ));
-            }
-        };
-        if max_tokens.is_none() && max_cost_usd.is_none() {
-            return Err(LlmError::Invalid(
-                "a budget needs max_tokens, max_cost_usd or both".into(),
-            ));
-        }
-        Ok(Self {
-            period,
-            max_tokens,
-            max_cost_usd,
-        })
-    }
-
     /// The budget for `scope`, set at `now`, with nothing announced yet.
     pub fn budget(self, scope: Scope, now: i64) -> Budget {
         Budget {
@@ -617,7 +500,6 @@ impl From<sea_orm::DbErr> for LlmError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     /// Unix microseconds of an RFC 3339 instant.
     fn at(s: &str) -> i64 {
@@ -787,130 +669,6 @@ mod tests {
         assert!(announce(130, day2).is_empty());
         assert_eq!(b.warned_period, "2026-11-22");
         assert_eq!(b.exceeded_period, "2026-11-22");
-    }
-
-    #[test]
-    fn usage_bodies_get_defaults() {
-        let u = NewUsage::parse(&json!({"provider": "openai", "model": "gpt-4", "extra": [1]}))
-            .unwrap();
-        assert_eq!(
-            u,
-            NewUsage {
-                instance_id: String::new(),
-                project: String::new(),
-                provider: "openai".into(),
-                model: "gpt-4".into(),
-                tokens_in: 0,
-                tokens_out: 0,
-                cost_usd: 0.0,
-                request_type: "completion".into(),
-                session_tag: String::new(),
-            }
-        );
-        let u = NewUsage::parse(&json!({
-            "provider": "p", "model": "m", "instance_id": "i", "project": "proj",
-            "session_tag": "s", "tokens_in": 10, "tokens_out": 0, "cost_usd": 0.25,
-            "request_type": "embedding"
-        }))
-        .unwrap();
-        assert_eq!(
-            (u.tokens_in, u.cost_usd, u.request_type.as_str()),
-            (10, 0.25, "embedding")
-        );
-        let u = NewUsage::parse(&json!({"provider": "p", "model": "m", "cost_usd": 3})).unwrap();
-        assert_eq!(u.cost_usd, 3.0);
-    }
-
-    #[test]
-    fn usage_bodies_are_refused_naming_the_field() {
-        let cases = [
-            (json!([]), "JSON object"),
-            (json!("x"), "JSON object"),
-            (json!(null), "JSON object"),
-            (json!({"model": "m"}), "provider"),
-            (json!({"provider": "", "model": "m"}), "provider"),
-            (json!({"provider": 1, "model": "m"}), "provider"),
-            (json!({"provider": "p"}), "model"),
-            (
-                json!({"provider": "p", "model": "m", "project": 3}),
-                "project",
-            ),
-            (
-                json!({"provider": "p", "model": "m", "instance_id": {}}),
-                "instance_id",
-            ),
-            (
-                json!({"provider": "p", "model": "m", "tokens_in": -1}),
-                "tokens_in",
-            ),
-            (
-                json!({"provider": "p", "model": "m", "tokens_out": 1.5}),
-                "tokens_out",
-            ),
-            (
-                json!({"provider": "p", "model": "m", "tokens_in": "10"}),
-                "tokens_in",
-            ),
-            (
-                json!({"provider": "p", "model": "m", "tokens_in": 1e30}),
-                "tokens_in",
-            ),
-            (
-                json!({"provider": "p", "model": "m", "cost_usd": -0.5}),
-                "cost_usd",
-            ),
-            (
-                json!({"provider": "p", "model": "m", "cost_usd": "1"}),
-                "cost_usd",
-            ),
-            (
-                json!({"provider": "p", "model": "m", "request_type": "chat"}),
-                "request_type",
-            ),
-            (
-                json!({"provider": "p", "model": "m", "request_type": 1}),
-                "request_type",
-            ),
-        ];
-        for (body, field) in cases {
-            let e = NewUsage::parse(&body).unwrap_err();
-            assert!(matches!(e, LlmError::Invalid(_)), "{body}");
-            assert!(e.to_string().contains(field), "{body}: {e}");
-        }
-    }
-
-    #[test]
-    fn budget_bodies_need_a_positive_limit() {
-        let b = BudgetIn::parse(&json!({"max_tokens": 1000})).unwrap();
-        assert_eq!(
-            b,
-            BudgetIn {
-                period: Period::Day,
-                max_tokens: Some(1000),
-                max_cost_usd: None
-            }
-        );
-        let b = BudgetIn::parse(&json!({"period": "month", "max_cost_usd": 2.5})).unwrap();
-        assert_eq!(
-            (b.period, b.max_tokens, b.max_cost_usd),
-            (Period::Month, None, Some(2.5))
-        );
-        let cases = [
-            (json!([]), "JSON object"),
-            (json!({}), "max_tokens, max_cost_usd"),
-            (json!({"period": "week", "max_tokens": 1}), "period"),
-            (json!({"max_tokens": 0}), "max_tokens"),
-            (json!({"max_tokens": -5}), "max_tokens"),
-            (json!({"max_tokens": 1.5}), "max_tokens"),
-            (json!({"max_tokens": "10"}), "max_tokens"),
-            (json!({"max_cost_usd": 0}), "max_cost_usd"),
-            (json!({"max_cost_usd": -1.0}), "max_cost_usd"),
-            (json!({"max_cost_usd": "1"}), "max_cost_usd"),
-        ];
-        for (body, field) in cases {
-            let e = BudgetIn::parse(&body).unwrap_err();
-            assert!(e.to_string().contains(field), "{body}: {e}");
-        }
     }
 
     #[test]
