@@ -162,7 +162,6 @@ impl Application {
             .start();
         let liveness = LivenessMonitor::start(
             instances.clone(),
-            events.clone(),
             LivenessSettings {
                 stale_after: config.stale_after,
                 interval: config.liveness_interval,
@@ -173,8 +172,7 @@ impl Application {
             ComplianceDeps {
                 instances: instances.clone(),
                 specs: specs.clone(),
-                events: events.clone(),
-                metrics: metrics.clone(),
+                outbox: outbox.clone(),
             },
             config.compliance_interval,
         );

@@ -260,7 +260,7 @@ pub fn enqueue<A: GroupCommit>(
 }
 
 /// Commits the next batch unless one is in flight.
-#[tracing::instrument(level = "trace", skip_all, name = "group_commit")]
+#[tracing::instrument(level = "debug", skip_all, name = "group_commit", fields(actor = std::any::type_name::<A>()))]
 fn flush<A: GroupCommit>(act: &mut A, ctx: &mut Context<A>) {
     let path = act.write_path();
     let Some(mut batch) = path.queue.next_batch() else {
@@ -272,9 +272,17 @@ fn flush<A: GroupCommit>(act: &mut A, ctx: &mut Context<A>) {
     let now = now_micros();
     let work = act.prepare(ops, now);
     let commit = async move {
+        let started = std::time::Instant::now();
         let txn = crate::db::begin_write(&db).await?;
         let (done, records) = A::write(work, &txn).await?;
+        let (events, entries) = (records.events.len(), records.audit.len());
         let stamped = commit_with(txn, records, now).await?;
+        tracing::debug!(
+            events,
+            audit = entries,
+            micros = started.elapsed().as_micros() as u64,
+            "batch committed"
+        );
         Ok::<_, DbErr>((done, stamped))
     };
     let span = tracing::debug_span!("commit", writes);

@@ -110,7 +110,10 @@ pub async fn observe(
     let started = Instant::now();
     let telemetry = req.app_data::<web::Data<HttpTelemetry>>().cloned();
     let method = req.method().clone();
-    let res = next.call(req).await?;
+    // A span per request: with `--log-level debug`, the handler's and the commit's events
+    // (`group_commit`, `commit`) can be followed back to the request that caused them.
+    let span = tracing::debug_span!("request", method = %method, path = %req.path());
+    let res = tracing::Instrument::instrument(next.call(req), span).await?;
     if let Some(t) = telemetry {
         let route = res.request().match_pattern();
         t.observe(

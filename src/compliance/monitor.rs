@@ -12,10 +12,12 @@ use serde_json::json;
 
 use super::model::{ComplianceError, ComplianceRun};
 use super::repository::RunRepository;
+use crate::batch::Outbox;
 use crate::contracts::Contract;
-use crate::events::{EventBus, Publish, publish_all};
+use crate::events::Publish;
 use crate::instances::{InstanceFilter, InstanceRegistry, ListInstances, Status};
-use crate::metrics::{AgentMetrics, RecordMetrics};
+use crate::journal::Records;
+use crate::metrics::RecordMetrics;
 use crate::specs::{SpecRegistry, split_key};
 use crate::state::ListPrefix;
 use crate::supervise::{WorkerState, guarded, worker_messages};
@@ -42,8 +44,8 @@ pub struct RunHistory {
 pub struct ComplianceDeps {
     pub instances: Addr<InstanceRegistry>,
     pub specs: Addr<SpecRegistry>,
-    pub events: Addr<EventBus>,
-    pub metrics: Addr<AgentMetrics>,
+    /// Where the violation events go after the commit.
+    pub outbox: Outbox,
 }
 
 /// The compliance worker.
@@ -130,43 +132,38 @@ async fn pass(
     if runs.is_empty() {
         return Ok(runs);
     }
-    repo.insert(&mut runs).await?;
-
-    let violations = runs
-        .iter()
-        .filter(|r| !r.pass)
-        .map(|r| {
-            Publish::system(
-                "compliance.violation",
-                WORKER,
-                json!({
-                    "instance_id": r.instance_id,
-                    "project": r.project,
-                    "contract": r.contract,
-                    "violations": r.violations,
-                }),
-            )
-        })
-        .collect();
-    publish_all(&deps.events, violations).await;
+    let mut records = Records::new();
+    for r in runs.iter().filter(|r| !r.pass) {
+        records.event(Publish::system(
+            "compliance.violation",
+            WORKER,
+            json!({
+                "instance_id": r.instance_id,
+                "project": r.project,
+                "contract": r.contract,
+                "violations": r.violations,
+            }),
+        ));
+    }
     let mut counts: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for r in &runs {
         let c = counts.entry(&r.instance_id).or_default();
         c.0 += 1;
         c.1 += r.violations.len() as i64;
     }
-    let records = counts.into_iter().map(|(id, (n, v))| {
-        let mut items = vec![("compliance_runs".to_string(), n)];
-        if v > 0 {
-            items.push(("violations".to_string(), v));
-        }
-        deps.metrics.send(RecordMetrics::now(id, items))
-    });
-    for recorded in futures_util::future::join_all(records).await {
-        if !matches!(recorded, Ok(Ok(()))) {
-            tracing::warn!("compliance run not counted in agent metrics");
-        }
-    }
+    let counted: Vec<RecordMetrics> = counts
+        .into_iter()
+        .map(|(id, (n, v))| {
+            let mut items = vec![("compliance_runs".to_string(), n)];
+            if v > 0 {
+                items.push(("violations".to_string(), v));
+            }
+            RecordMetrics::now(id, items)
+        })
+        .collect();
+    // The runs, their metrics and their violation events commit together.
+    let stamped = repo.insert(&mut runs, &counted, records, now).await?;
+    deps.outbox.committed(stamped);
     Ok(runs)
 }
 

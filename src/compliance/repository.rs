@@ -7,6 +7,9 @@ use sea_orm::{
 };
 
 use super::model::ComplianceRun;
+use crate::batch::commit_with;
+use crate::journal::{Records, Stamped};
+use crate::metrics::RecordMetrics;
 
 /// Handle to the compliance runs table (cheap to clone: a pool handle).
 #[derive(Clone)]
@@ -19,8 +22,15 @@ impl RunRepository {
         Self { db }
     }
 
-    /// Stores the runs of one pass in one transaction and sets their ids.
-    pub async fn insert(&self, runs: &mut [ComplianceRun]) -> Result<(), DbErr> {
+    /// Stores the runs of one pass, their agent metrics and `records` (the violation
+    /// events) in one transaction, and sets the runs' ids.
+    pub async fn insert(
+        &self,
+        runs: &mut [ComplianceRun],
+        counted: &[RecordMetrics],
+        records: Records,
+        now: i64,
+    ) -> Result<Stamped, DbErr> {
         let txn = crate::db::begin_write(&self.db).await?;
         for run in runs.iter_mut() {
             let row = compliance_run::ActiveModel {
@@ -36,7 +46,8 @@ impl RunRepository {
             };
             run.id = Entity::insert(row).exec(&txn).await?.last_insert_id;
         }
-        txn.commit().await
+        crate::metrics::record_in(&txn, counted).await?;
+        commit_with(txn, records, now).await
     }
 
     /// Up to `limit` runs, newest first, optionally of one instance.

@@ -29,21 +29,6 @@ impl Publish {
     }
 }
 
-/// Publishes system events concurrently and waits until each is committed (or failed);
-/// a failure is logged with its topic. Answers how many could not be published.
-pub async fn publish_all(bus: &actix::Addr<super::EventBus>, events: Vec<Publish>) -> usize {
-    let topics: Vec<String> = events.iter().map(|e| e.topic.clone()).collect();
-    let sent = futures_util::future::join_all(events.into_iter().map(|e| bus.send(e))).await;
-    let mut failed = 0;
-    for (topic, result) in topics.iter().zip(sent) {
-        if !matches!(result, Ok(Ok(_))) {
-            failed += 1;
-            tracing::error!(%topic, "system event could not be published");
-        }
-    }
-    failed
-}
-
 /// Events another domain committed (in its own transaction, through the journal), to be
 /// fanned out. The bus delivers them in id order, whatever order commits report in.
 #[derive(Message, Debug, Clone)]

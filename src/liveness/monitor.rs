@@ -4,13 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde_json::json;
 
 use crate::error::{DomainError, ErrorKind};
-use crate::events::{EventBus, Publish, publish_all};
 use crate::instances::{Instance, InstanceError, InstanceRegistry, MarkStale};
 use crate::supervise::{WorkerFailed, WorkerState, guarded, worker_messages};
-use crate::time::{format_micros, now_micros};
+use crate::time::now_micros;
 
 /// The worker's name in logs and errors; also the `source` of `agent.stale` events.
 const WORKER: &str = "liveness-monitor";
@@ -53,7 +51,6 @@ impl DomainError for SweepError {
 /// The liveness worker.
 pub struct LivenessMonitor {
     registry: Addr<InstanceRegistry>,
-    events: Addr<EventBus>,
     settings: LivenessSettings,
     worker: WorkerState,
 }
@@ -62,12 +59,10 @@ impl LivenessMonitor {
     /// Starts the monitor under a supervisor.
     pub fn start(
         registry: Addr<InstanceRegistry>,
-        events: Addr<EventBus>,
         settings: LivenessSettings,
     ) -> Addr<LivenessMonitor> {
         Supervisor::start(move |_| LivenessMonitor {
             registry,
-            events,
             settings,
             worker: WorkerState::default(),
         })
@@ -96,7 +91,6 @@ impl Handler<RunOnce> for LivenessMonitor {
 
     fn handle(&mut self, _: RunOnce, _: &mut Self::Context) -> Self::Result {
         let registry = self.registry.clone();
-        let events = self.events.clone();
         let stale_after = i64::try_from(self.settings.stale_after.as_micros()).unwrap_or(i64::MAX);
         let fault = self.worker.take_fault();
         let step = guarded(WORKER, move || async move {
@@ -104,27 +98,11 @@ impl Handler<RunOnce> for LivenessMonitor {
                 panic!("injected fault");
             }
             let seen_before = now_micros().saturating_sub(stale_after);
+            // The registry commits the status changes and their `agent.stale` events together.
             let moved = registry
                 .send(MarkStale { seen_before })
                 .await
                 .map_err(|_| SweepError::Unavailable)??;
-            let stale = moved
-                .iter()
-                .map(|inst| {
-                    Publish::system(
-                        "agent.stale",
-                        WORKER,
-                        json!({
-                            "instance_id": inst.id,
-                            "name": inst.name,
-                            "workspace": inst.workspace,
-                            "stack": inst.stack,
-                            "last_seen": format_micros(inst.last_seen),
-                        }),
-                    )
-                })
-                .collect();
-            publish_all(&events, stale).await;
             if !moved.is_empty() {
                 tracing::info!(count = moved.len(), "instances marked stale");
             }
