@@ -26,6 +26,7 @@ pub mod events;
 pub mod http;
 pub mod instances;
 pub mod journal;
+pub mod leases;
 pub mod liveness;
 pub mod llm;
 pub mod mcp;

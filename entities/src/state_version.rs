@@ -19,6 +19,8 @@ pub struct Model {
     pub content_type: String,
     /// Unix time in microseconds (UTC).
     pub updated_at: i64,
+    /// The `Koor-Fencing-Token` the version was written with (API §22), if any.
+    pub fencing_token: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

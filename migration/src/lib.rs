@@ -13,6 +13,7 @@ mod m20261121_000008_create_templates;
 mod m20261121_000009_create_webhooks;
 mod m20261121_000010_create_audit_log;
 mod m20261121_000011_create_llm;
+mod m20261206_000012_create_fencing;
 
 /// All of koor's migrations, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000009_create_webhooks::Migration),
             Box::new(m20261121_000010_create_audit_log::Migration),
             Box::new(m20261121_000011_create_llm::Migration),
+            Box::new(m20261206_000012_create_fencing::Migration),
         ]
     }
 }

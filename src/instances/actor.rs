@@ -28,6 +28,7 @@ use crate::batch::{GroupCommit, Outbox, WritePath, enqueue};
 use crate::events::Publish;
 use crate::http::{Agent, Caller};
 use crate::journal::Records;
+use crate::leases::HolderLost;
 use crate::metrics::RecordMetrics;
 use crate::time::now_micros;
 
@@ -73,6 +74,8 @@ pub struct Applied {
     changed: Vec<(String, Option<Arc<Instance>>)>,
     /// Lifecycle events to publish after the commit: (topic, instance).
     announced: Vec<(&'static str, Arc<Instance>)>,
+    /// Instances that lost their leases (deregistered, or moved to stale).
+    lost: Vec<String>,
 }
 
 /// Applies `ops` in order on top of `current` at time `now`, without touching `current`.
@@ -81,6 +84,7 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
     let mut order: Vec<String> = Vec::new();
     let mut results = Vec::with_capacity(ops.len());
     let mut announced = Vec::new();
+    let mut lost = Vec::new();
 
     let lookup = |overlay: &HashMap<String, Option<Arc<Instance>>>, id: &str| match overlay.get(id)
     {
@@ -111,6 +115,7 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
                 next.status = Status::Stale;
                 let next = Arc::new(next);
                 set(&mut overlay, &next.id, Some(next.clone()));
+                lost.push(next.id.clone());
                 moved.push(next);
             }
             results.push(Ok(Done::Many(moved)));
@@ -130,6 +135,7 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
         };
         if let Op::Deregister(_) = op {
             set(&mut overlay, id, None);
+            lost.push(id.to_string());
             announced.push(("agent.deregistered", cur.clone()));
             results.push(Ok(Done::One(cur)));
             continue;
@@ -168,6 +174,7 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
         results,
         changed,
         announced,
+        lost,
     }
 }
 
@@ -188,6 +195,13 @@ fn heartbeats_counted(ops: &[Op], results: &[Outcome]) -> Vec<RecordMetrics> {
 fn records(ops: &[Op], callers: Vec<Caller>, applied: &Applied) -> Records {
     let mut records = Records::new();
     for ((op, caller), result) in ops.iter().zip(callers).zip(&applied.results) {
+        if let Ok(Done::Many(moved)) = result {
+            // A liveness sweep: its `agent.stale` events commit with the status change.
+            for inst in moved {
+                records.event(lifecycle("agent.stale", STALE_SOURCE, inst));
+            }
+            continue;
+        }
         let Ok(Done::One(inst)) = result else {
             continue;
         };
@@ -204,19 +218,27 @@ fn records(ops: &[Op], callers: Vec<Caller>, applied: &Applied) -> Records {
         records.audit(entry.by(&caller));
     }
     for (topic, inst) in &applied.announced {
-        records.event(Publish::system(
-            topic,
-            "instances",
-            json!({
-                "instance_id": inst.id,
-                "name": inst.name,
-                "workspace": inst.workspace,
-                "stack": inst.stack,
-                "last_seen": crate::time::format_micros(inst.last_seen),
-            }),
-        ));
+        records.event(lifecycle(topic, "instances", inst));
     }
     records
+}
+
+/// The `source` of `agent.stale`: the liveness check that caused it (API §6).
+const STALE_SOURCE: &str = "liveness-monitor";
+
+/// A lifecycle event about `inst`.
+fn lifecycle(topic: &str, source: &str, inst: &Instance) -> Publish {
+    Publish::system(
+        topic,
+        source,
+        json!({
+            "instance_id": inst.id,
+            "name": inst.name,
+            "workspace": inst.workspace,
+            "stack": inst.stack,
+            "last_seen": crate::time::format_micros(inst.last_seen),
+        }),
+    )
 }
 
 /// A batch prepared for its transaction.
@@ -232,6 +254,8 @@ pub struct InstanceRegistry {
     /// Token digest -> instance id.
     by_token: HashMap<String, String>,
     path: WritePath<(Op, Caller), Outcome>,
+    /// The lease owners told when holders are lost (API §22).
+    watchers: Vec<Recipient<HolderLost>>,
 }
 
 impl InstanceRegistry {
@@ -253,6 +277,7 @@ impl InstanceRegistry {
             current,
             by_token,
             path: WritePath::new(db, outbox, batch_max),
+            watchers: Vec::new(),
         })
     }
 
@@ -293,9 +318,16 @@ impl GroupCommit for InstanceRegistry {
         Ok((work.applied, work.records))
     }
 
-    /// Updates memory; the lifecycle events were committed with the batch and go out
-    /// through the outbox.
+    /// Updates memory and tells the lease owners which holders are gone; the lifecycle
+    /// events were committed with the batch and go out through the outbox.
     fn finish(&mut self, applied: Applied, _: &mut Context<Self>) -> Vec<Outcome> {
+        if !applied.lost.is_empty() {
+            for watcher in &self.watchers {
+                watcher.do_send(HolderLost {
+                    ids: applied.lost.clone(),
+                });
+            }
+        }
         for (id, inst) in applied.changed {
             match inst {
                 Some(inst) => {
@@ -452,6 +484,14 @@ impl Handler<MarkStale> for InstanceRegistry {
                 Done::One(i) => Ok(vec![i]),
             }
         })
+    }
+}
+
+impl Handler<WatchHolders> for InstanceRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchHolders, _: &mut Self::Context) {
+        self.watchers.push(msg.0);
     }
 }
 

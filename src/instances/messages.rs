@@ -132,3 +132,9 @@ pub struct Identify {
 #[derive(Message)]
 #[rtype(result = "StatusCounts")]
 pub struct CountInstances;
+
+/// Asks the registry to send [`crate::leases::HolderLost`] to this lease owner after every
+/// commit that deregistered instances or moved them to `stale`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WatchHolders(pub actix::Recipient<crate::leases::HolderLost>);

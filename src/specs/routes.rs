@@ -12,7 +12,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::Caller;
 use crate::http::{Query, RawBody, method_not_allowed};
 use crate::state::{
-    DeleteKey, GetCurrent, ListPrefix, PutValue, current_or_not_modified, preconditions,
+    DeleteKey, GetCurrent, ListPrefix, PutValue, current_or_not_modified, fencing_token,
+    preconditions,
 };
 use crate::time::format_micros;
 
@@ -104,6 +105,7 @@ async fn put(
         return Err(ApiError::bad_request("spec body must not be empty"));
     }
     let preconditions = preconditions(req.headers(), q.if_version.as_deref())?;
+    let fence = fencing_token(req.headers())?;
     if let Some(schema) = q.schema.filter(|s| !s.is_empty()) {
         segment("schema", &schema)?;
         let schema_key = spec_key(&project, &schema);
@@ -123,6 +125,7 @@ async fn put(
             content_type: "application/json".into(),
             hash,
             preconditions,
+            fence,
             caller,
             audit_as: None,
         })
@@ -145,11 +148,13 @@ async fn delete(
 ) -> ApiResult<HttpResponse> {
     let (project, name) = path.into_inner();
     let preconditions = preconditions(req.headers(), q.into_inner().if_version.as_deref())?;
+    let fence = fencing_token(req.headers())?;
     let key = spec_key(&project, &name);
     specs
         .send(DeleteKey {
             key: key.clone(),
             preconditions,
+            fence,
             caller,
         })
         .await??;

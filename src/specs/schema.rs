@@ -119,6 +119,7 @@ mod tests {
 
     fn entry(key: &str, version: i64, value: &str) -> StateEntry {
         StateEntry {
+            fencing_token: None,
             key: key.into(),
             version,
             hash: format!("{version}-{value}"),

@@ -76,6 +76,8 @@ pub type StateStore = VersionedStore<StateDocs>;
 /// What a queued write is, for its audit entry: who, and which kind of write.
 pub struct Intent {
     caller: Caller,
+    /// The write's fencing token.
+    fence: Option<i64>,
     /// `Some(v)` for a rollback to version `v`.
     rollback: Option<i64>,
     /// Recorded instead of the write's own entry.
@@ -88,6 +90,7 @@ pub struct Work {
     ops: Vec<WriteOp>,
     intents: Vec<Intent>,
     snapshot: HashMap<String, Option<Arc<StateEntry>>>,
+    fences: HashMap<String, i64>,
     now: i64,
 }
 
@@ -96,6 +99,8 @@ pub struct VersionedStore<K: DocKind> {
     kind: PhantomData<K>,
     repo: StateRepository,
     current: BTreeMap<String, Arc<StateEntry>>,
+    /// The highest fencing token that has written to each key (kept after a delete).
+    fences: HashMap<String, i64>,
     path: WritePath<(WriteOp, Intent), Outcome>,
 }
 
@@ -114,10 +119,12 @@ impl<K: DocKind> VersionedStore<K> {
             .into_iter()
             .map(|e| (e.key.clone(), Arc::new(e)))
             .collect();
+        let fences = repo.load_fences().await?;
         Ok(Self {
             kind: PhantomData,
             repo,
             current,
+            fences,
             path: WritePath::new(db, outbox, batch_max),
         })
     }
@@ -180,31 +187,42 @@ impl<K: DocKind> GroupCommit for VersionedStore<K> {
 
     fn prepare(&mut self, batch: Vec<Self::Op>, now: i64) -> Work {
         let mut snapshot = HashMap::new();
+        let mut fences = HashMap::new();
         let (ops, intents): (Vec<WriteOp>, Vec<Intent>) = batch.into_iter().unzip();
         for op in &ops {
             snapshot
                 .entry(op.key().to_string())
                 .or_insert_with(|| self.current.get(op.key()).cloned());
+            if let Some(&top) = self.fences.get(op.key()) {
+                fences.insert(op.key().to_string(), top);
+            }
         }
         Work {
             repo: self.repo.clone(),
             ops,
             intents,
             snapshot,
+            fences,
             now,
         }
     }
 
     async fn write(work: Work, txn: &DatabaseTransaction) -> Result<(Applied, Records), DbErr> {
+        let ops = work
+            .ops
+            .into_iter()
+            .zip(work.intents.iter().map(|i| i.fence))
+            .collect();
         let applied = work
             .repo
-            .apply(txn, work.ops, work.snapshot, work.now)
+            .apply(txn, ops, work.snapshot, work.fences, work.now)
             .await?;
         let records = records::<K>(&applied.results, work.intents);
         Ok((applied, records))
     }
 
     fn finish(&mut self, applied: Applied, _: &mut Context<Self>) -> Vec<Outcome> {
+        self.fences.extend(applied.fences);
         for (key, entry) in applied.changed {
             match entry {
                 Some(e) => {
@@ -351,6 +369,7 @@ impl<K: DocKind> Handler<PutValue> for VersionedStore<K> {
             },
             Intent {
                 caller: msg.caller,
+                fence: msg.fence,
                 rollback: None,
                 audit_as: msg.audit_as,
             },
@@ -371,6 +390,7 @@ impl<K: DocKind> Handler<DeleteKey> for VersionedStore<K> {
             },
             Intent {
                 caller: msg.caller,
+                fence: msg.fence,
                 rollback: None,
                 audit_as: None,
             },
@@ -392,6 +412,7 @@ impl<K: DocKind> Handler<RollbackKey> for VersionedStore<K> {
             },
             Intent {
                 caller: msg.caller,
+                fence: msg.fence,
                 rollback: Some(msg.version),
                 audit_as: None,
             },

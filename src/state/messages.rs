@@ -70,6 +70,9 @@ pub struct PutValue {
     pub hash: String,
     pub preconditions: Vec<Precondition>,
     /// Who writes (the audit entry's actor).
+    /// The `Koor-Fencing-Token` of the write (API §22): refused when lower than the key's
+    /// highest token, checked before every precondition.
+    pub fence: Option<i64>,
     pub caller: Caller,
     /// The audit entry to record instead of the put's own (a template's application
     /// records `template.apply`), already attributed.
@@ -83,6 +86,9 @@ pub struct DeleteKey {
     pub key: String,
     pub preconditions: Vec<Precondition>,
     /// Who deletes (the audit entry's actor).
+    /// The `Koor-Fencing-Token` of the write (API §22): refused when lower than the key's
+    /// highest token, checked before every precondition.
+    pub fence: Option<i64>,
     pub caller: Caller,
 }
 
@@ -94,5 +100,8 @@ pub struct RollbackKey {
     pub version: i64,
     pub preconditions: Vec<Precondition>,
     /// Who rolls back (the audit entry's actor).
+    /// The `Koor-Fencing-Token` of the write (API §22): refused when lower than the key's
+    /// highest token, checked before every precondition.
+    pub fence: Option<i64>,
     pub caller: Caller,
 }

@@ -18,4 +18,6 @@ mod routes;
 pub use actor::{DocKind, StateDocs, StateStore, VersionedStore};
 pub use messages::*;
 pub use model::*;
-pub use routes::{current_or_not_modified, current_response, preconditions, routes};
+pub use routes::{
+    FENCING_HEADER, current_or_not_modified, current_response, fencing_token, preconditions, routes,
+};

@@ -16,6 +16,8 @@ pub struct StateEntry {
     /// Unix microseconds.
     pub updated_at: i64,
     pub value: Bytes,
+    /// The fencing token this version was written with (API §22), if any.
+    pub fencing_token: Option<i64>,
 }
 
 impl StateEntry {
@@ -32,6 +34,8 @@ pub struct VersionMeta {
     pub hash: String,
     pub content_type: String,
     pub updated_at: i64,
+    /// The fencing token the version was written with (API §22), if any.
+    pub fencing_token: Option<i64>,
 }
 
 /// The bytes and content type of one stored version.
@@ -123,6 +127,10 @@ pub enum StateError {
     Invalid(String),
     #[error("precondition failed: the current version is {}", .current.map(|v| v.to_string()).unwrap_or_else(|| "none (the key does not exist)".into()))]
     PreconditionFailed { current: Option<i64> },
+    #[error(
+        "fenced: a write with fencing token {highest} (or higher) has already been made to this key"
+    )]
+    Fenced { highest: i64 },
     #[error("storage failure: {0}")]
     Storage(String),
     #[error("the state store is not running")]
@@ -135,6 +143,7 @@ impl DomainError for StateError {
             StateError::KeyNotFound(_) | StateError::VersionNotFound { .. } => ErrorKind::NotFound,
             StateError::Invalid(_) => ErrorKind::BadRequest,
             StateError::PreconditionFailed { .. } => ErrorKind::PreconditionFailed,
+            StateError::Fenced { .. } => ErrorKind::Conflict,
             StateError::Storage(_) => ErrorKind::Internal,
             StateError::Unavailable => ErrorKind::Unavailable,
         }
@@ -145,6 +154,11 @@ impl DomainError for StateError {
             StateError::PreconditionFailed { current } => {
                 let mut m = Map::new();
                 m.insert("current_version".into(), json!(current));
+                Some(m)
+            }
+            StateError::Fenced { highest } => {
+                let mut m = Map::new();
+                m.insert("highest_token".into(), json!(highest));
                 Some(m)
             }
             _ => None,
@@ -164,6 +178,7 @@ mod tests {
 
     fn entry(version: i64, hash: &str) -> StateEntry {
         StateEntry {
+            fencing_token: None,
             key: "k".into(),
             version,
             hash: hash.into(),

@@ -12,7 +12,7 @@ use sea_orm::{
 
 use super::model::{Precondition, StateEntry, StateError, StoredVersion, VersionMeta};
 
-/// Rows per multi-row INSERT (6 bound values each, far under SQLite's variable limit).
+/// Rows per multi-row INSERT (7 bound values each, far under SQLite's variable limit).
 const INSERT_CHUNK: usize = 1000;
 
 /// A queued write.
@@ -56,11 +56,13 @@ pub enum WriteDone {
     Deleted { key: String, version: i64 },
 }
 
-/// The outcome of one batch: per-write results, in order, and the new current entry
-/// (or `None` = deleted) of every key the batch changed.
+/// The outcome of one batch: per-write results, in order, the new current entry (or
+/// `None` = deleted) of every key the batch changed, and the new highest fencing token of
+/// every key a fenced write raised.
 pub struct Applied {
     pub results: Vec<Result<WriteDone, StateError>>,
     pub changed: HashMap<String, Option<Arc<StateEntry>>>,
+    pub fences: HashMap<String, i64>,
 }
 
 /// Handle to one versioned-document table (cheap to clone: a pool handle). The table has
@@ -80,6 +82,7 @@ fn entry_from(m: state_version::Model) -> StateEntry {
         content_type: m.content_type,
         updated_at: m.updated_at,
         value: Bytes::from(m.value),
+        fencing_token: m.fencing_token,
     }
 }
 
@@ -95,7 +98,8 @@ impl StateRepository {
     /// The newest version of every key: the store's memory at start-up.
     pub async fn load_current(&self) -> Result<Vec<StateEntry>, DbErr> {
         let sql = format!(
-            "SELECT s.key, s.version, s.value, s.hash, s.content_type, s.updated_at \
+            "SELECT s.key, s.version, s.value, s.hash, s.content_type, s.updated_at, \
+             s.fencing_token \
              FROM {t} s \
              JOIN (SELECT key, MAX(version) AS version FROM {t} GROUP BY key) m \
              ON m.key = s.key AND m.version = s.version",
@@ -108,10 +112,25 @@ impl StateRepository {
         Ok(rows.into_iter().map(entry_from).collect())
     }
 
+    /// The highest fencing token that has written to each key of this kind (kept after a
+    /// delete).
+    pub async fn load_fences(&self) -> Result<HashMap<String, i64>, DbErr> {
+        let rows = self
+            .db
+            .query_all_raw(stmt(
+                "SELECT key, highest FROM doc_fences WHERE kind = ?".into(),
+                vec![self.table.into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+            .collect()
+    }
+
     /// Up to `limit` versions of `key`, newest first, without values.
     pub async fn history(&self, key: &str, limit: u64) -> Result<Vec<VersionMeta>, DbErr> {
         let sql = format!(
-            "SELECT version, hash, content_type, updated_at FROM {} \
+            "SELECT version, hash, content_type, updated_at, fencing_token FROM {} \
              WHERE key = ? ORDER BY version DESC LIMIT ?",
             self.table
         );
@@ -127,6 +146,7 @@ impl StateRepository {
                     hash: r.try_get_by_index(1)?,
                     content_type: r.try_get_by_index(2)?,
                     updated_at: r.try_get_by_index(3)?,
+                    fencing_token: r.try_get_by_index(4)?,
                 })
             })
             .collect()
@@ -139,23 +159,33 @@ impl StateRepository {
 
     /// Applies a batch of writes through `txn` (which the caller commits), in order. Each
     /// write is checked against the state left by the writes before it (`snapshot` holds
-    /// the committed current entry of every key in the batch). A write that fails its
-    /// check or finds nothing gets its own error and changes nothing; the others still
-    /// apply.
+    /// the committed current entry of every key in the batch, `fences` the highest
+    /// fencing token of every key that has one): its fencing token first (API §22), then
+    /// its preconditions. A write that fails its check or finds nothing gets its own error
+    /// and changes nothing; the others still apply.
     pub async fn apply<C: ConnectionTrait>(
         &self,
         txn: &C,
-        ops: Vec<WriteOp>,
+        ops: Vec<(WriteOp, Option<i64>)>,
         snapshot: HashMap<String, Option<Arc<StateEntry>>>,
+        fences: HashMap<String, i64>,
         now: i64,
     ) -> Result<Applied, DbErr> {
         let table = self.table;
         let mut overlay = snapshot;
+        let mut highest = fences;
+        let mut raised: HashMap<String, i64> = HashMap::new();
         let mut changed: HashMap<String, Option<Arc<StateEntry>>> = HashMap::new();
         let mut pending: Vec<Arc<StateEntry>> = Vec::new();
         let mut results = Vec::with_capacity(ops.len());
 
-        for op in ops {
+        for (op, fence) in ops {
+            if let (Some(token), Some(&top)) = (fence, highest.get(op.key()))
+                && token < top
+            {
+                results.push(Err(StateError::Fenced { highest: top }));
+                continue;
+            }
             let current = overlay.get(op.key()).cloned().flatten();
             let failed = match &op {
                 WriteOp::Put { preconditions, .. }
@@ -185,6 +215,7 @@ impl StateRepository {
                     content_type,
                     updated_at: now,
                     value,
+                    fencing_token: fence,
                 },
                 WriteOp::Delete { key, .. } => {
                     let Some(last) = current.as_ref().map(|c| c.version) else {
@@ -199,6 +230,9 @@ impl StateRepository {
                     .await?;
                     overlay.insert(key.clone(), None);
                     changed.insert(key.clone(), None);
+                    if let Some(token) = fence {
+                        raise(&mut highest, &mut raised, &key, token);
+                    }
                     results.push(Ok(WriteDone::Deleted { key, version: last }));
                     continue;
                 }
@@ -219,9 +253,13 @@ impl StateRepository {
                         content_type: old.content_type,
                         updated_at: now,
                         value: old.value,
+                        fencing_token: fence,
                     }
                 }
             };
+            if let Some(token) = fence {
+                raise(&mut highest, &mut raised, &stored.key, token);
+            }
             let stored = Arc::new(stored);
             pending.push(stored.clone());
             overlay.insert(stored.key.clone(), Some(stored.clone()));
@@ -229,8 +267,33 @@ impl StateRepository {
             results.push(Ok(WriteDone::Stored(stored)));
         }
         flush_inserts(txn, table, &mut pending).await?;
-        Ok(Applied { results, changed })
+        for (key, token) in &raised {
+            txn.execute_raw(stmt(
+                "INSERT INTO doc_fences (kind, key, highest) VALUES (?, ?, ?) \
+                 ON CONFLICT (kind, key) DO UPDATE SET highest = MAX(highest, excluded.highest)"
+                    .into(),
+                vec![table.into(), key.as_str().into(), (*token).into()],
+            ))
+            .await?;
+        }
+        Ok(Applied {
+            results,
+            changed,
+            fences: raised,
+        })
     }
+}
+
+/// Raises `key`'s highest token to `token` (in the batch's view and in what it stores).
+fn raise(
+    highest: &mut HashMap<String, i64>,
+    raised: &mut HashMap<String, i64>,
+    key: &str,
+    token: i64,
+) {
+    let top = highest.entry(key.to_string()).or_insert(token);
+    *top = (*top).max(token);
+    raised.insert(key.to_string(), *top);
 }
 
 async fn flush_inserts<C: ConnectionTrait>(
@@ -239,8 +302,8 @@ async fn flush_inserts<C: ConnectionTrait>(
     pending: &mut Vec<Arc<StateEntry>>,
 ) -> Result<(), DbErr> {
     for chunk in pending.chunks(INSERT_CHUNK) {
-        let rows = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 6);
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
         for e in chunk {
             values.push(e.key.as_str().into());
             values.push(e.version.into());
@@ -248,9 +311,11 @@ async fn flush_inserts<C: ConnectionTrait>(
             values.push(e.hash.as_str().into());
             values.push(e.content_type.as_str().into());
             values.push(e.updated_at.into());
+            values.push(e.fencing_token.into());
         }
         let sql = format!(
-            "INSERT INTO {table} (key, version, value, hash, content_type, updated_at) VALUES {rows}"
+            "INSERT INTO {table} (key, version, value, hash, content_type, updated_at, fencing_token) \
+             VALUES {rows}"
         );
         db.execute_raw(stmt(sql, values)).await?;
     }
@@ -325,7 +390,11 @@ mod tests {
         ];
         let snapshot = HashMap::from([("k".to_string(), None), ("j".to_string(), None)]);
         let txn = crate::db::begin_write(&db).await.unwrap();
-        let applied = repo.apply(&txn, ops, snapshot, 7).await.unwrap();
+        let ops = ops.into_iter().map(|op| (op, None)).collect();
+        let applied = repo
+            .apply(&txn, ops, snapshot, HashMap::new(), 7)
+            .await
+            .unwrap();
         txn.commit().await.unwrap();
         let summary: Vec<String> = applied
             .results

@@ -102,6 +102,7 @@ async fn get(req: HttpRequest, store: web::Data<Addr<StateStore>>) -> ApiResult<
                     "hash": v.hash,
                     "content_type": v.content_type,
                     "updated_at": format_micros(v.updated_at),
+                    "fencing_token": v.fencing_token,
                 })
             })
             .collect();
@@ -171,6 +172,22 @@ pub fn current_response(entry: &Arc<StateEntry>) -> HttpResponse {
 }
 
 /// The write conditions of a request: `If-Match`, `If-None-Match: *` and `?if_version=N`.
+/// The `Koor-Fencing-Token` header of a write (API §22): a positive integer, or absent.
+pub fn fencing_token(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(v) = headers.get(FENCING_HEADER) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|t| t.trim().parse::<i64>().ok())
+        .filter(|t| *t > 0)
+        .map(Some)
+        .ok_or_else(|| ApiError::bad_request("Koor-Fencing-Token must be a positive integer"))
+}
+
+/// The header carrying a lease's fencing token on a state or spec write.
+pub const FENCING_HEADER: &str = "koor-fencing-token";
+
 pub fn preconditions(
     headers: &HeaderMap,
     if_version: Option<&str>,
@@ -224,6 +241,7 @@ async fn put(
         return Err(ApiError::bad_request("value must not be empty"));
     }
     let preconditions = preconditions(req.headers(), q.if_version.as_deref())?;
+    let fence = fencing_token(req.headers())?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -240,6 +258,7 @@ async fn put(
             content_type,
             hash,
             preconditions,
+            fence,
             caller,
             audit_as: None,
         })
@@ -261,11 +280,13 @@ async fn rollback(
         .ok_or_else(|| ApiError::bad_request("rollback=N (the version to restore) is required"))?;
     let version = parse_int("rollback", &raw)?;
     let preconditions = preconditions(req.headers(), q.if_version.as_deref())?;
+    let fence = fencing_token(req.headers())?;
     let entry = store
         .send(RollbackKey {
             key,
             version,
             preconditions,
+            fence,
             caller,
         })
         .await??;
@@ -286,10 +307,12 @@ async fn delete(
     let key = key_of(&req)?;
     let q = query(&req)?;
     let preconditions = preconditions(req.headers(), q.if_version.as_deref())?;
+    let fence = fencing_token(req.headers())?;
     store
         .send(DeleteKey {
             key: key.clone(),
             preconditions,
+            fence,
             caller,
         })
         .await??;

@@ -212,6 +212,7 @@ impl Handler<ApplyTemplate> for TemplateLibrary {
                         content_type: "application/json".into(),
                         hash,
                         preconditions: Vec::new(),
+                        fence: None,
                         caller: msg.caller,
                         audit_as: Some(entry),
                     })
