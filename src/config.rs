@@ -1,17 +1,24 @@
-//! Server configuration: one `Config`, loaded once from defaults < config file < `KOOR_*`
-//! environment < command-line flags, validated before anything starts.
+//! Server configuration. Each setting is defined once, in [`ServerSettings`]: a `koor serve`
+//! flag, its `KOOR_*` variable and its config-file key. Layers are merged defaults < config
+//! file < environment < flags (clap merges the last two) and validated once into [`Config`];
+//! every numeric setting's range is in one table, `RANGES`.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::builder::{StringValueParser, TypedValueParser};
+use clap::parser::ValueSource;
+use clap::{Arg, Args, Command, FromArgMatches};
 use serde::Deserialize;
 
 /// Ten MiB, the contract's limit for values and request bodies.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// A secret string whose `Debug` output is redacted.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -160,120 +167,152 @@ impl Config {
     }
 }
 
-/// One layer of optional settings: the config file, the environment or the flags.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct Overrides {
-    pub bind: Option<String>,
-    pub dashboard_bind: Option<String>,
-    pub data_dir: Option<String>,
-    pub auth_token: Option<String>,
-    pub log_level: Option<String>,
-    pub stale_after_seconds: Option<f64>,
-    pub liveness_interval_seconds: Option<f64>,
-    pub compliance_interval_seconds: Option<f64>,
-    pub prune_interval_seconds: Option<f64>,
-    pub event_retention: Option<u64>,
-    pub webhook_timeout_seconds: Option<f64>,
-    pub max_body_bytes: Option<u64>,
-    pub write_batch_max: Option<u64>,
-    pub db_pool_size: Option<u64>,
-    pub subscriber_buffer: Option<u64>,
-    pub webhook_retry_schedule: Option<String>,
-    pub webhook_block_private: Option<bool>,
-    pub mcp_allowed_hosts: Option<String>,
+/// Declares [`ServerSettings`] from one list of fields, each with its flag, variable and
+/// help line, and derives from the same list the field-by-field merge of two layers.
+macro_rules! server_settings {
+    ($($(#[$attr:meta])* $field:ident: $ty:ty,)*) => {
+        /// One layer of raw server settings, every one optional: the command line (clap reads
+        /// each flag and, when the flag is absent, its `KOOR_*` variable) or the config file
+        /// (serde reads the same field names as JSON keys; unknown keys are ignored).
+        #[derive(Clone, Debug, Default, Args, Deserialize)]
+        #[serde(default)]
+        #[command(mut_args = ignore_empty_env)]
+        pub struct ServerSettings {
+            $($(#[$attr])* pub $field: Option<$ty>,)*
+        }
+
+        impl ServerSettings {
+            /// Fills every unset field of `self` from `lower` (so `self` wins).
+            pub fn or(self, lower: ServerSettings) -> ServerSettings {
+                ServerSettings {
+                    $($field: self.$field.or(lower.$field),)*
+                }
+            }
+        }
+    };
 }
 
-impl Overrides {
-    /// Fills every unset field of `self` from `lower` (so `self` wins).
-    fn or(self, lower: Overrides) -> Overrides {
-        Overrides {
-            bind: self.bind.or(lower.bind),
-            dashboard_bind: self.dashboard_bind.or(lower.dashboard_bind),
-            data_dir: self.data_dir.or(lower.data_dir),
-            auth_token: self.auth_token.or(lower.auth_token),
-            log_level: self.log_level.or(lower.log_level),
-            stale_after_seconds: self.stale_after_seconds.or(lower.stale_after_seconds),
-            liveness_interval_seconds: self
-                .liveness_interval_seconds
-                .or(lower.liveness_interval_seconds),
-            compliance_interval_seconds: self
-                .compliance_interval_seconds
-                .or(lower.compliance_interval_seconds),
-            prune_interval_seconds: self.prune_interval_seconds.or(lower.prune_interval_seconds),
-            event_retention: self.event_retention.or(lower.event_retention),
-            webhook_timeout_seconds: self
-                .webhook_timeout_seconds
-                .or(lower.webhook_timeout_seconds),
-            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
-            write_batch_max: self.write_batch_max.or(lower.write_batch_max),
-            db_pool_size: self.db_pool_size.or(lower.db_pool_size),
-            subscriber_buffer: self.subscriber_buffer.or(lower.subscriber_buffer),
-            webhook_retry_schedule: self.webhook_retry_schedule.or(lower.webhook_retry_schedule),
-            webhook_block_private: self.webhook_block_private.or(lower.webhook_block_private),
-            mcp_allowed_hosts: self.mcp_allowed_hosts.or(lower.mcp_allowed_hosts),
-        }
+server_settings! {
+    /// API listen address (default localhost:9800; port 0 picks a free port).
+    #[arg(long, env = "KOOR_BIND", value_name = "ADDR")]
+    bind: String,
+    /// Dashboard listen address, "" disables it (default localhost:9847).
+    #[arg(long, env = "KOOR_DASHBOARD_BIND", value_name = "ADDR")]
+    dashboard_bind: String,
+    /// Storage directory (default ".").
+    #[arg(long, env = "KOOR_DATA_DIR", value_name = "DIR")]
+    data_dir: String,
+    /// Bearer token required on every request but GET /health (default none: auth off).
+    #[arg(
+        long,
+        env = "KOOR_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        value_parser = StringValueParser::new().map(Secret::new)
+    )]
+    auth_token: Secret,
+    /// debug, info, warn or error (default info).
+    #[arg(long, env = "KOOR_LOG_LEVEL", value_name = "LEVEL")]
+    log_level: String,
+    /// Seconds without contact before an active instance is stale (default 300).
+    #[arg(
+        long = "stale-after",
+        env = "KOOR_STALE_AFTER_SECONDS",
+        value_name = "SECONDS",
+        value_parser = seconds()
+    )]
+    stale_after_seconds: f64,
+    /// Background liveness check period, 0 disables (default 60, or the stale threshold when
+    /// shorter).
+    #[arg(
+        long = "liveness-interval",
+        env = "KOOR_LIVENESS_INTERVAL_SECONDS",
+        value_name = "SECONDS",
+        value_parser = seconds()
+    )]
+    liveness_interval_seconds: f64,
+    /// Background compliance pass period, 0 disables (default 300).
+    #[arg(
+        long = "compliance-interval",
+        env = "KOOR_COMPLIANCE_INTERVAL_SECONDS",
+        value_name = "SECONDS",
+        value_parser = seconds()
+    )]
+    compliance_interval_seconds: f64,
+    /// Event pruning period (default 60).
+    #[arg(
+        long = "prune-interval",
+        env = "KOOR_PRUNE_INTERVAL_SECONDS",
+        value_name = "SECONDS",
+        value_parser = seconds()
+    )]
+    prune_interval_seconds: f64,
+    /// Events kept in history (default 100000).
+    #[arg(long, env = "KOOR_EVENT_RETENTION", value_name = "N", value_parser = whole())]
+    event_retention: u64,
+    /// Per-delivery webhook timeout (default 10).
+    #[arg(
+        long = "webhook-timeout",
+        env = "KOOR_WEBHOOK_TIMEOUT_SECONDS",
+        value_name = "SECONDS",
+        value_parser = seconds()
+    )]
+    webhook_timeout_seconds: f64,
+    /// Largest request body in bytes (default 10485760).
+    #[arg(long, env = "KOOR_MAX_BODY_BYTES", value_name = "BYTES", value_parser = whole())]
+    max_body_bytes: u64,
+    /// Most writes committed in one transaction, 1 = no batching (default 256).
+    #[arg(long, env = "KOOR_WRITE_BATCH_MAX", value_name = "N", value_parser = whole())]
+    write_batch_max: u64,
+    /// SQLite connection pool size (default 4).
+    #[arg(long, env = "KOOR_DB_POOL_SIZE", value_name = "N", value_parser = whole())]
+    db_pool_size: u64,
+    /// Events a WebSocket subscriber may have queued before it is closed with koor.lagged
+    /// (default 1024).
+    #[arg(long, env = "KOOR_SUBSCRIBER_BUFFER", value_name = "N", value_parser = whole())]
+    subscriber_buffer: u64,
+    /// Webhook retry delays in seconds, one per attempt, comma-separated (default
+    /// 0,5,300,1800,7200,18000,36000,36000).
+    #[arg(long, env = "KOOR_WEBHOOK_RETRY_SCHEDULE", value_name = "LIST")]
+    webhook_retry_schedule: String,
+    /// Refuse webhook targets on loopback, private, link-local and unique-local addresses
+    /// (default off).
+    #[arg(
+        long,
+        env = "KOOR_WEBHOOK_BLOCK_PRIVATE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = switch()
+    )]
+    webhook_block_private: bool,
+    /// Extra Host names MCP accepts (comma-separated; `*` for any) besides loopback and the
+    /// bind host.
+    #[arg(long, env = "KOOR_MCP_ALLOWED_HOSTS", value_name = "LIST")]
+    mcp_allowed_hosts: String,
+}
+
+impl ServerSettings {
+    /// The `KOOR_*` layer alone, for commands that take no server flags (`koor migrate`).
+    pub fn from_env() -> Result<ServerSettings, ConfigError> {
+        let cmd = ServerSettings::augment_args(Command::new("koor").no_binary_name(true));
+        cmd.try_get_matches_from(std::iter::empty::<&str>())
+            .and_then(|m| ServerSettings::from_arg_matches(&m))
+            .map_err(|e| ConfigError::from_clap(&e))
     }
 
-    /// Reads the `KOOR_*` variables through `get` (empty values count as unset).
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Overrides, ConfigError> {
-        let var = |name: &str| get(name).filter(|v| !v.is_empty());
-        let num = |name: &str| -> Result<Option<f64>, ConfigError> {
-            var(name)
-                .map(|v| {
-                    v.trim()
-                        .parse::<f64>()
-                        .map_err(|_| ConfigError::invalid(name, &v, "a number of seconds"))
-                })
-                .transpose()
+    /// Reads a JSON config file: `path` when given (it must exist), else `./settings.json`
+    /// when it exists.
+    pub fn from_file(path: Option<&Path>) -> Result<ServerSettings, ConfigError> {
+        let (path, required) = match path {
+            Some(path) => (path, true),
+            None => (Path::new("settings.json"), false),
         };
-        let int = |name: &str| -> Result<Option<u64>, ConfigError> {
-            var(name)
-                .map(|v| {
-                    v.trim()
-                        .parse::<u64>()
-                        .map_err(|_| ConfigError::invalid(name, &v, "a whole number"))
-                })
-                .transpose()
-        };
-        Ok(Overrides {
-            bind: var("KOOR_BIND"),
-            dashboard_bind: get("KOOR_DASHBOARD_BIND").filter(|v| !v.is_empty()),
-            data_dir: var("KOOR_DATA_DIR"),
-            auth_token: var("KOOR_AUTH_TOKEN"),
-            log_level: var("KOOR_LOG_LEVEL"),
-            stale_after_seconds: num("KOOR_STALE_AFTER_SECONDS")?,
-            liveness_interval_seconds: num("KOOR_LIVENESS_INTERVAL_SECONDS")?,
-            compliance_interval_seconds: num("KOOR_COMPLIANCE_INTERVAL_SECONDS")?,
-            prune_interval_seconds: num("KOOR_PRUNE_INTERVAL_SECONDS")?,
-            event_retention: int("KOOR_EVENT_RETENTION")?,
-            webhook_timeout_seconds: num("KOOR_WEBHOOK_TIMEOUT_SECONDS")?,
-            max_body_bytes: int("KOOR_MAX_BODY_BYTES")?,
-            write_batch_max: int("KOOR_WRITE_BATCH_MAX")?,
-            db_pool_size: int("KOOR_DB_POOL_SIZE")?,
-            subscriber_buffer: int("KOOR_SUBSCRIBER_BUFFER")?,
-            webhook_retry_schedule: var("KOOR_WEBHOOK_RETRY_SCHEDULE"),
-            webhook_block_private: var("KOOR_WEBHOOK_BLOCK_PRIVATE")
-                .map(|v| match v.trim().to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => Ok(true),
-                    "0" | "false" | "no" | "off" => Ok(false),
-                    _ => Err(ConfigError::invalid(
-                        "KOOR_WEBHOOK_BLOCK_PRIVATE",
-                        &v,
-                        "true or false",
-                    )),
-                })
-                .transpose()?,
-            mcp_allowed_hosts: var("KOOR_MCP_ALLOWED_HOSTS"),
-        })
-    }
-
-    /// Reads a JSON config file. `required` is true for an explicit `--config` path.
-    pub fn from_file(path: &Path, required: bool) -> Result<Overrides, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Overrides::default());
+                return Ok(ServerSettings::default());
             }
             Err(e) => {
                 return Err(ConfigError(format!(
@@ -282,13 +321,93 @@ impl Overrides {
                 )));
             }
         };
-        serde_json::from_str::<Overrides>(&text)
+        serde_json::from_str::<ServerSettings>(&text)
             .map_err(|e| ConfigError(format!("invalid config file {}: {e}", path.display())))
     }
 }
 
+/// Drops the `KOOR_*` variable of `arg` when it is set but empty, so that an empty variable
+/// counts as unset (clap would otherwise parse `""` as the value).
+pub fn ignore_empty_env(arg: Arg) -> Arg {
+    let empty = arg
+        .get_env()
+        .and_then(std::env::var_os)
+        .is_some_and(|value| value.is_empty());
+    if empty { arg.env(None) } else { arg }
+}
+
+/// Parses the text of one flag or `KOOR_*` variable (surrounding blanks ignored); a bad value
+/// is a [`ConfigError`] naming the variable or the flag it came from.
+#[derive(Clone, Copy)]
+struct SettingParser<T> {
+    parse: fn(&str) -> Option<T>,
+    expected: &'static str,
+}
+
+/// Seconds, fractions allowed.
+fn seconds() -> SettingParser<f64> {
+    SettingParser {
+        parse: |v| v.parse().ok(),
+        expected: "a number of seconds",
+    }
+}
+
+/// A whole number.
+fn whole() -> SettingParser<u64> {
+    SettingParser {
+        parse: |v| v.parse().ok(),
+        expected: "a whole number",
+    }
+}
+
+/// A boolean: 1, true, yes, on or 0, false, no, off (any case).
+fn switch() -> SettingParser<bool> {
+    SettingParser {
+        parse: |v| match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Some(true),
+            "0" | "false" | "no" | "off" => Some(false),
+            _ => None,
+        },
+        expected: "true or false",
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for SettingParser<T> {
+    type Value = T;
+
+    fn parse_ref(&self, cmd: &Command, arg: Option<&Arg>, value: &OsStr) -> Result<T, clap::Error> {
+        self.parse_ref_(cmd, arg, value, ValueSource::CommandLine)
+    }
+
+    fn parse_ref_(
+        &self,
+        cmd: &Command,
+        arg: Option<&Arg>,
+        value: &OsStr,
+        source: ValueSource,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        if let Some(parsed) = (self.parse)(text.trim()) {
+            return Ok(parsed);
+        }
+        let name = match (source, arg) {
+            (ValueSource::EnvVariable, Some(arg)) => arg
+                .get_env()
+                .map(|name| name.to_string_lossy().into_owned()),
+            (_, Some(arg)) => arg.get_long().map(|long| format!("--{long}")),
+            _ => None,
+        };
+        let problem =
+            ConfigError::invalid(name.as_deref().unwrap_or("value"), &text, self.expected);
+        // A function parser's error becomes the source of clap's error, where
+        // `ConfigError::in_clap_error` finds it again.
+        let fail = move |_: &str| Err::<T, ConfigError>(problem.clone());
+        fail.parse_ref(cmd, arg, value)
+    }
+}
+
 /// A configuration problem, reported as one line before the server starts.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
@@ -296,18 +415,150 @@ impl ConfigError {
     fn invalid(name: &str, value: &str, expected: &str) -> Self {
         ConfigError(format!("{name}: {value:?} is not {expected}"))
     }
+
+    /// The bad setting behind a command-line error, if that is what it is (a usage error,
+    /// such as an unknown flag, is not).
+    pub fn in_clap_error(error: &clap::Error) -> Option<&ConfigError> {
+        std::error::Error::source(error)?.downcast_ref::<ConfigError>()
+    }
+
+    /// A command-line error as one line.
+    fn from_clap(error: &clap::Error) -> ConfigError {
+        if let Some(problem) = ConfigError::in_clap_error(error) {
+            return problem.clone();
+        }
+        let text = error.to_string();
+        let line = text.lines().next().unwrap_or_default();
+        ConfigError(line.trim_start_matches("error: ").to_string())
+    }
 }
 
-fn seconds(name: &str, value: f64, allow_zero: bool) -> Result<Duration, ConfigError> {
-    if !value.is_finite() || value < 0.0 || (!allow_zero && value == 0.0) || value > 1e9 {
-        let expected = if allow_zero {
-            "a number of seconds >= 0"
-        } else {
-            "a number of seconds > 0"
-        };
-        return Err(ConfigError::invalid(name, &value.to_string(), expected));
+/// What a numeric setting counts.
+#[derive(Clone, Copy, Debug)]
+enum Unit {
+    Seconds,
+    Count,
+}
+
+/// The accepted values of one numeric setting.
+#[derive(Clone, Copy, Debug)]
+struct Range {
+    /// The config-file key, also the name in error messages.
+    key: &'static str,
+    unit: Unit,
+    /// The lowest accepted value, or the bound just below it when `above` is true.
+    min: f64,
+    above: bool,
+    /// The highest accepted value, if any.
+    max: Option<f64>,
+    /// The setting's value in a layer.
+    value: fn(&ServerSettings) -> Option<f64>,
+}
+
+/// Longest accepted period or timeout: about 31 years.
+const MAX_SECONDS: f64 = 1e9;
+
+/// Every numeric setting: its key, unit and bounds. Checked by [`Config::resolve`] before any
+/// value is used, and quoted in its error messages.
+const RANGES: &[Range] = &[
+    Range::seconds("stale_after_seconds", true, |s| s.stale_after_seconds),
+    Range::seconds("liveness_interval_seconds", false, |s| {
+        s.liveness_interval_seconds
+    }),
+    Range::seconds("compliance_interval_seconds", false, |s| {
+        s.compliance_interval_seconds
+    }),
+    Range::seconds("prune_interval_seconds", true, |s| s.prune_interval_seconds),
+    Range::seconds("webhook_timeout_seconds", true, |s| {
+        s.webhook_timeout_seconds
+    }),
+    Range::count("event_retention", None, |s| count(s.event_retention)),
+    Range::count("max_body_bytes", Some(1 << 30), |s| count(s.max_body_bytes)),
+    Range::count("write_batch_max", Some(100_000), |s| {
+        count(s.write_batch_max)
+    }),
+    Range::count("db_pool_size", Some(64), |s| count(s.db_pool_size)),
+    Range::count("subscriber_buffer", Some(1_000_000), |s| {
+        count(s.subscriber_buffer)
+    }),
+];
+
+/// A count as the range check compares it (exact up to 2^53, far beyond every bound).
+fn count(value: Option<u64>) -> Option<f64> {
+    value.map(|v| v as f64)
+}
+
+impl Range {
+    /// Seconds up to [`MAX_SECONDS`]: more than 0 when `positive`, else 0 or more (0 turns
+    /// the worker off).
+    const fn seconds(
+        key: &'static str,
+        positive: bool,
+        value: fn(&ServerSettings) -> Option<f64>,
+    ) -> Range {
+        Range {
+            key,
+            unit: Unit::Seconds,
+            min: 0.0,
+            above: positive,
+            max: Some(MAX_SECONDS),
+            value,
+        }
     }
-    Ok(Duration::from_secs_f64(value))
+
+    /// A whole number from 1 up to `max`.
+    const fn count(
+        key: &'static str,
+        max: Option<u64>,
+        value: fn(&ServerSettings) -> Option<f64>,
+    ) -> Range {
+        Range {
+            key,
+            unit: Unit::Count,
+            min: 1.0,
+            above: false,
+            max: match max {
+                Some(max) => Some(max as f64),
+                None => None,
+            },
+            value,
+        }
+    }
+
+    fn contains(&self, value: f64) -> bool {
+        let low = if self.above {
+            value > self.min
+        } else {
+            value >= self.min
+        };
+        value.is_finite() && low && self.max.is_none_or(|max| value <= max)
+    }
+
+    /// What the setting accepts, for error messages.
+    fn expected(&self) -> String {
+        let unit = match self.unit {
+            Unit::Seconds => "a number of seconds",
+            Unit::Count => "a whole number",
+        };
+        match (self.above, self.max) {
+            (true, Some(max)) => format!("{unit} > {} and <= {max}", self.min),
+            (true, None) => format!("{unit} > {}", self.min),
+            (false, Some(max)) => format!("{unit} between {} and {max}", self.min),
+            (false, None) => format!("{unit} >= {}", self.min),
+        }
+    }
+
+    /// Checks the setting's value in `settings`, if it is set.
+    fn check(&self, settings: &ServerSettings) -> Result<(), ConfigError> {
+        match (self.value)(settings) {
+            Some(v) if !self.contains(v) => Err(ConfigError::invalid(
+                self.key,
+                &v.to_string(),
+                &self.expected(),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A retry schedule: comma-separated non-negative seconds, 1 to 50 entries.
@@ -334,19 +585,23 @@ fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ConfigError> {
     Ok(delays)
 }
 
-fn optional_period(name: &str, value: f64) -> Result<Option<Duration>, ConfigError> {
-    let period = seconds(name, value, true)?;
-    Ok((!period.is_zero()).then_some(period))
+/// A period where 0 turns the worker off.
+fn optional_period(seconds: f64) -> Option<Duration> {
+    let period = Duration::from_secs_f64(seconds);
+    (!period.is_zero()).then_some(period)
 }
 
 impl Config {
-    /// Layers flags over environment over file over defaults and validates the result.
+    /// Layers the command line (flags over `KOOR_*` variables) over the config file over the
+    /// defaults, and validates the result.
     pub fn resolve(
-        flags: Overrides,
-        env: Overrides,
-        file: Overrides,
+        command_line: ServerSettings,
+        file: ServerSettings,
     ) -> Result<Config, ConfigError> {
-        let o = flags.or(env).or(file);
+        let o = command_line.or(file);
+        for range in RANGES {
+            range.check(&o)?;
+        }
         let d = Config::default();
         let log_level = match o.log_level {
             Some(v) => LogLevel::parse(&v).ok_or_else(|| {
@@ -354,12 +609,11 @@ impl Config {
             })?,
             None => d.log_level,
         };
-        let stale_after = match o.stale_after_seconds {
-            Some(v) => seconds("stale_after_seconds", v, false)?,
-            None => d.stale_after,
-        };
+        let stale_after = o
+            .stale_after_seconds
+            .map_or(d.stale_after, Duration::from_secs_f64);
         let liveness_interval = match o.liveness_interval_seconds {
-            Some(v) => optional_period("liveness_interval_seconds", v)?,
+            Some(v) => optional_period(v),
             // 60 s, or the stale threshold when that is shorter, but at least 1 s.
             None => Some(
                 Duration::from_secs(60)
@@ -367,93 +621,39 @@ impl Config {
                     .max(Duration::from_secs(1)),
             ),
         };
-        let compliance_interval = match o.compliance_interval_seconds {
-            Some(v) => optional_period("compliance_interval_seconds", v)?,
-            None => d.compliance_interval,
-        };
-        let prune_interval = match o.prune_interval_seconds {
-            Some(v) => seconds("prune_interval_seconds", v, false)?,
-            None => d.prune_interval,
-        };
-        let event_retention = match o.event_retention {
-            Some(0) => return Err(ConfigError::invalid("event_retention", "0", "at least 1")),
-            Some(v) => v,
-            None => d.event_retention,
-        };
-        let webhook_timeout = match o.webhook_timeout_seconds {
-            Some(v) => seconds("webhook_timeout_seconds", v, false)?,
-            None => d.webhook_timeout,
-        };
-        let max_body_bytes = match o.max_body_bytes {
-            Some(v) if v == 0 || v > (1 << 30) => {
-                return Err(ConfigError::invalid(
-                    "max_body_bytes",
-                    &v.to_string(),
-                    "between 1 and 1073741824",
-                ));
-            }
-            Some(v) => v as usize,
-            None => d.max_body_bytes,
-        };
-        let write_batch_max = match o.write_batch_max {
-            Some(v) if v == 0 || v > 100_000 => {
-                return Err(ConfigError::invalid(
-                    "write_batch_max",
-                    &v.to_string(),
-                    "between 1 and 100000",
-                ));
-            }
-            Some(v) => v as usize,
-            None => d.write_batch_max,
-        };
-        let db_pool_size = match o.db_pool_size {
-            Some(v) if v == 0 || v > 64 => {
-                return Err(ConfigError::invalid(
-                    "db_pool_size",
-                    &v.to_string(),
-                    "between 1 and 64",
-                ));
-            }
-            Some(v) => v as u32,
-            None => d.db_pool_size,
-        };
-        let subscriber_buffer = match o.subscriber_buffer {
-            Some(v) if v == 0 || v > 1_000_000 => {
-                return Err(ConfigError::invalid(
-                    "subscriber_buffer",
-                    &v.to_string(),
-                    "between 1 and 1000000",
-                ));
-            }
-            Some(v) => v as usize,
-            None => d.subscriber_buffer,
-        };
         let webhook_retry_schedule = match o.webhook_retry_schedule {
             Some(raw) => parse_schedule(&raw)?,
             None => d.webhook_retry_schedule,
         };
-        let data_dir = match o.data_dir {
-            Some(v) if !v.is_empty() => PathBuf::from(v),
-            _ => d.data_dir,
-        };
-        let bind = o.bind.filter(|b| !b.is_empty()).unwrap_or(d.bind);
         Ok(Config {
-            bind,
+            bind: o.bind.filter(|b| !b.is_empty()).unwrap_or(d.bind),
             dashboard_bind_explicit: o.dashboard_bind.is_some(),
             dashboard_bind: o.dashboard_bind.unwrap_or(d.dashboard_bind),
-            data_dir,
-            auth_token: Secret::new(o.auth_token.unwrap_or_default()),
+            data_dir: o
+                .data_dir
+                .filter(|v| !v.is_empty())
+                .map_or(d.data_dir, PathBuf::from),
+            auth_token: o.auth_token.unwrap_or_default(),
             log_level,
             stale_after,
             liveness_interval,
-            compliance_interval,
-            prune_interval,
-            event_retention,
-            webhook_timeout,
-            max_body_bytes,
-            write_batch_max,
-            db_pool_size,
-            subscriber_buffer,
+            compliance_interval: o
+                .compliance_interval_seconds
+                .map_or(d.compliance_interval, optional_period),
+            prune_interval: o
+                .prune_interval_seconds
+                .map_or(d.prune_interval, Duration::from_secs_f64),
+            event_retention: o.event_retention.unwrap_or(d.event_retention),
+            webhook_timeout: o
+                .webhook_timeout_seconds
+                .map_or(d.webhook_timeout, Duration::from_secs_f64),
+            // The casts are within the ranges checked above.
+            max_body_bytes: o.max_body_bytes.map_or(d.max_body_bytes, |v| v as usize),
+            write_batch_max: o.write_batch_max.map_or(d.write_batch_max, |v| v as usize),
+            db_pool_size: o.db_pool_size.map_or(d.db_pool_size, |v| v as u32),
+            subscriber_buffer: o
+                .subscriber_buffer
+                .map_or(d.subscriber_buffer, |v| v as usize),
             webhook_retry_schedule,
             webhook_block_private: o.webhook_block_private.unwrap_or(d.webhook_block_private),
             mcp_allowed_hosts: o
@@ -471,32 +671,46 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Overrides {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Overrides::from_env(|name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
-        .unwrap()
+    /// The command line of a test: these flags, with whatever `KOOR_*` variables the test
+    /// process has (none are set by the tests).
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        settings: ServerSettings,
+    }
+
+    fn flags(args: &[&str]) -> ServerSettings {
+        Flags::try_parse_from(std::iter::once("koor").chain(args.iter().copied()))
+            .unwrap()
+            .settings
+    }
+
+    fn flag_error(args: &[&str]) -> ConfigError {
+        let e =
+            Flags::try_parse_from(std::iter::once("koor").chain(args.iter().copied())).unwrap_err();
+        ConfigError::in_clap_error(&e)
+            .cloned()
+            .unwrap_or_else(|| panic!("{args:?} is not a setting error: {e}"))
+    }
+
+    fn file(json: &str) -> ServerSettings {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn resolve(command_line: ServerSettings) -> Result<Config, ConfigError> {
+        Config::resolve(command_line, ServerSettings::default())
     }
 
     #[test]
     fn defaults_match_the_contract() {
-        let c = Config::resolve(
-            Overrides::default(),
-            Overrides::default(),
-            Overrides::default(),
-        )
-        .unwrap();
+        let c = resolve(ServerSettings::default()).unwrap();
         assert_eq!(c.bind, "localhost:9800");
         assert_eq!(c.dashboard_bind, "localhost:9847");
+        assert!(!c.dashboard_bind_explicit);
         assert_eq!(c.data_dir, PathBuf::from("."));
         assert!(c.auth_token.is_empty());
         assert_eq!(c.stale_after, Duration::from_secs(300));
@@ -507,105 +721,176 @@ mod tests {
     }
 
     #[test]
-    fn flag_beats_env_beats_file() {
-        let file: Overrides = serde_json::from_str(
-            r#"{"bind":"file:1","log_level":"warn","event_retention":7,"server":"ignored"}"#,
-        )
-        .unwrap();
-        let env = env(&[("KOOR_BIND", "env:2"), ("KOOR_LOG_LEVEL", "error")]);
-        let flags = Overrides {
-            bind: Some("flag:3".into()),
-            ..Default::default()
-        };
-        let c = Config::resolve(flags, env, file).unwrap();
+    fn the_command_line_beats_the_file() {
+        let file =
+            file(r#"{"bind":"file:1","log_level":"warn","event_retention":7,"server":"ignored"}"#);
+        let c = Config::resolve(flags(&["--bind", "flag:3"]), file).unwrap();
         assert_eq!(c.bind, "flag:3");
-        assert_eq!(c.log_level, LogLevel::Error);
+        assert_eq!(c.log_level, LogLevel::Warn);
         assert_eq!(c.event_retention, 7);
     }
 
     #[test]
-    fn empty_env_values_are_ignored() {
-        let file: Overrides = serde_json::from_str(r#"{"bind":"file:1"}"#).unwrap();
-        let c = Config::resolve(Overrides::default(), env(&[("KOOR_BIND", "")]), file).unwrap();
-        assert_eq!(c.bind, "file:1");
+    fn every_flag_and_file_key_reaches_the_config() {
+        let from_flags = resolve(flags(&[
+            "--bind=127.0.0.1:1",
+            "--dashboard-bind=",
+            "--data-dir=d",
+            "--auth-token=t",
+            "--log-level=DEBUG",
+            "--stale-after=7",
+            "--liveness-interval=2",
+            "--compliance-interval=3",
+            "--prune-interval=4",
+            "--event-retention=5",
+            "--webhook-timeout=6",
+            "--max-body-bytes=1024",
+            "--write-batch-max=1",
+            "--db-pool-size=8",
+            "--subscriber-buffer=9",
+            "--webhook-retry-schedule=0, 1.5",
+            "--webhook-block-private",
+            "--mcp-allowed-hosts=a, b,",
+        ]))
+        .unwrap();
+        let from_file = resolve(file(
+            r#"{"bind":"127.0.0.1:1","dashboard_bind":"","data_dir":"d","auth_token":"t",
+                "log_level":"DEBUG","stale_after_seconds":7,"liveness_interval_seconds":2,
+                "compliance_interval_seconds":3,"prune_interval_seconds":4,
+                "event_retention":5,"webhook_timeout_seconds":6,"max_body_bytes":1024,
+                "write_batch_max":1,"db_pool_size":8,"subscriber_buffer":9,
+                "webhook_retry_schedule":"0, 1.5","webhook_block_private":true,
+                "mcp_allowed_hosts":"a, b,"}"#,
+        ))
+        .unwrap();
+        for c in [from_flags, from_file] {
+            assert_eq!(c.bind, "127.0.0.1:1");
+            assert_eq!(c.dashboard_bind, "");
+            assert!(c.dashboard_bind_explicit);
+            assert_eq!(c.data_dir, PathBuf::from("d"));
+            assert_eq!(c.auth_token.expose(), "t");
+            assert_eq!(c.log_level, LogLevel::Debug);
+            assert_eq!(c.stale_after, Duration::from_secs(7));
+            assert_eq!(c.liveness_interval, Some(Duration::from_secs(2)));
+            assert_eq!(c.compliance_interval, Some(Duration::from_secs(3)));
+            assert_eq!(c.prune_interval, Duration::from_secs(4));
+            assert_eq!(c.event_retention, 5);
+            assert_eq!(c.webhook_timeout, Duration::from_secs(6));
+            assert_eq!(c.max_body_bytes, 1024);
+            assert_eq!(c.write_batch_max, 1);
+            assert_eq!(c.db_pool_size, 8);
+            assert_eq!(c.subscriber_buffer, 9);
+            assert_eq!(
+                c.webhook_retry_schedule,
+                [Duration::ZERO, Duration::from_millis(1500)]
+            );
+            assert!(c.webhook_block_private);
+            assert_eq!(c.mcp_allowed_hosts, ["a", "b"]);
+        }
+    }
+
+    #[test]
+    fn empty_bind_and_data_dir_mean_the_default() {
+        let c = resolve(file(r#"{"bind":"","data_dir":""}"#)).unwrap();
+        assert_eq!(c.bind, "localhost:9800");
+        assert_eq!(c.data_dir, PathBuf::from("."));
     }
 
     #[test]
     fn fractional_stale_threshold_and_derived_liveness_interval() {
-        let c = Config::resolve(
-            Overrides::default(),
-            env(&[("KOOR_STALE_AFTER_SECONDS", "2.5")]),
-            Overrides::default(),
-        )
-        .unwrap();
+        let c = resolve(flags(&["--stale-after", " 2.5 "])).unwrap();
         assert_eq!(c.stale_after, Duration::from_millis(2500));
         assert_eq!(c.liveness_interval, Some(Duration::from_millis(2500)));
 
-        let tiny = Config::resolve(
-            Overrides {
-                stale_after_seconds: Some(0.2),
-                ..Default::default()
-            },
-            Overrides::default(),
-            Overrides::default(),
-        )
-        .unwrap();
+        let tiny = resolve(flags(&["--stale-after", "0.2"])).unwrap();
         assert_eq!(tiny.liveness_interval, Some(Duration::from_secs(1)));
     }
 
     #[test]
     fn zero_interval_disables_the_worker() {
-        let c = Config::resolve(
-            Overrides {
-                compliance_interval_seconds: Some(0.0),
-                liveness_interval_seconds: Some(0.0),
-                ..Default::default()
-            },
-            Overrides::default(),
-            Overrides::default(),
-        )
-        .unwrap();
+        let c = resolve(flags(&["--compliance-interval=0", "--liveness-interval=0"])).unwrap();
         assert_eq!(c.compliance_interval, None);
         assert_eq!(c.liveness_interval, None);
     }
 
     #[test]
+    fn switches_take_the_usual_spellings() {
+        assert_eq!(flags(&[]).webhook_block_private, None);
+        assert_eq!(
+            flags(&["--webhook-block-private"]).webhook_block_private,
+            Some(true)
+        );
+        for (text, want) in [("on", true), ("YES", true), ("1", true), ("Off", false)] {
+            let arg = format!("--webhook-block-private={text}");
+            assert_eq!(flags(&[&arg]).webhook_block_private, Some(want), "{text}");
+        }
+        let e = flag_error(&["--webhook-block-private=maybe"]);
+        assert_eq!(
+            e.0,
+            r#"--webhook-block-private: "maybe" is not true or false"#
+        );
+    }
+
+    #[test]
     fn bad_values_are_errors() {
-        let bad_env =
-            Overrides::from_env(|n| (n == "KOOR_STALE_AFTER_SECONDS").then(|| "soon".into()));
-        assert!(bad_env.is_err());
-        let bad_level = Config::resolve(
-            Overrides {
-                log_level: Some("loud".into()),
-                ..Default::default()
-            },
-            Overrides::default(),
-            Overrides::default(),
+        let e = flag_error(&["--stale-after", "soon"]);
+        assert_eq!(e.0, r#"--stale-after: "soon" is not a number of seconds"#);
+        let e = flag_error(&["--db-pool-size=-1"]);
+        assert!(e.0.contains("--db-pool-size"), "{e}");
+        assert!(resolve(flags(&["--log-level", "loud"])).is_err());
+        let negative = resolve(flags(&["--stale-after=-1"])).unwrap_err();
+        assert_eq!(
+            negative.0,
+            r#"stale_after_seconds: "-1" is not a number of seconds > 0 and <= 1000000000"#
         );
-        assert!(bad_level.is_err());
-        let negative = Config::resolve(
-            Overrides {
-                stale_after_seconds: Some(-1.0),
-                ..Default::default()
-            },
-            Overrides::default(),
-            Overrides::default(),
-        );
-        assert!(negative.is_err());
-        assert!(serde_json::from_str::<Overrides>(r#"{"event_retention":"many"}"#).is_err());
+        for odd in ["NaN", "inf"] {
+            assert!(
+                resolve(flags(&["--webhook-timeout", odd])).is_err(),
+                "{odd}"
+            );
+        }
+        assert!(resolve(flags(&["--webhook-retry-schedule", "0,soon"])).is_err());
+        assert!(resolve(flags(&["--webhook-retry-schedule", ""])).is_err());
+        assert!(serde_json::from_str::<ServerSettings>(r#"{"event_retention":"many"}"#).is_err());
+    }
+
+    #[test]
+    fn every_range_is_checked_at_both_ends() {
+        for range in RANGES {
+            let below = if range.above {
+                range.min
+            } else {
+                range.min - 1.0
+            };
+            let mut outside = vec![below];
+            outside.extend(range.max.map(|max| max + 1.0));
+            for value in outside {
+                let json = format!(r#"{{"{}": {value}}}"#, range.key);
+                let settings: ServerSettings = serde_json::from_str(&json).unwrap();
+                let e = resolve(settings).unwrap_err();
+                assert!(e.0.starts_with(range.key), "{e}");
+                assert!(e.0.contains(&range.expected()), "{e}");
+            }
+            let mut inside = vec![range.min + 1.0];
+            inside.extend(range.max);
+            for value in inside {
+                let json = format!(r#"{{"{}": {value}}}"#, range.key);
+                let settings: ServerSettings = serde_json::from_str(&json).unwrap();
+                assert!(resolve(settings).is_ok(), "{json}");
+            }
+        }
+        let expected: Vec<String> = RANGES.iter().map(Range::expected).collect();
+        assert_eq!(expected[0], "a number of seconds > 0 and <= 1000000000");
+        assert_eq!(expected[1], "a number of seconds between 0 and 1000000000");
+        assert_eq!(expected[5], "a whole number >= 1");
+        assert_eq!(expected[8], "a whole number between 1 and 64");
     }
 
     #[test]
     fn secrets_are_redacted_in_debug_output() {
-        let c = Config::resolve(
-            Overrides {
-                auth_token: Some("hunter2".into()),
-                ..Default::default()
-            },
-            Overrides::default(),
-            Overrides::default(),
-        )
-        .unwrap();
+        let settings = flags(&["--auth-token", "hunter2"]);
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        let c = resolve(settings).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -5,7 +5,9 @@
 //! pattern and status, and latency histograms), updated by the [`observe`] middleware on
 //! every request; and domain series (WebSocket subscribers, events published, webhook
 //! attempts by outcome and queue depth, instances by status, database pool use), read
-//! from the owning actors at scrape time, so no domain keeps a second set of counters.
+//! from the owning actors at scrape time, so no domain keeps a second set of counters. The
+//! database pool's use comes from a [`PoolStats`] reader that the composition root builds, so
+//! no HTTP code holds the database connection.
 
 use std::time::Instant;
 
@@ -18,7 +20,6 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-use sea_orm::DatabaseConnection;
 
 use crate::error::{ApiError, ApiResult};
 use crate::events::{EventBus, GetBusStats};
@@ -77,6 +78,32 @@ impl HttpTelemetry {
         self.latency
             .with_label_values(&[method, route])
             .observe(seconds);
+    }
+}
+
+/// The database pool's connections at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections open now, idle or in use.
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// The configured pool size.
+    pub max: u32,
+}
+
+/// Reads the database pool's use at scrape time.
+pub struct PoolStats(Box<dyn Fn() -> PoolUse + Send + Sync>);
+
+impl PoolStats {
+    /// A reader calling `read` on every scrape.
+    pub fn new(read: impl Fn() -> PoolUse + Send + Sync + 'static) -> Self {
+        Self(Box::new(read))
+    }
+
+    /// The pool's use now.
+    pub fn read(&self) -> PoolUse {
+        (self.0)()
     }
 }
 
@@ -160,12 +187,12 @@ async fn domain_series(
     events: &Addr<EventBus>,
     instances: &Addr<InstanceRegistry>,
     webhooks: &Addr<WebhookDispatcher>,
-    db: &DatabaseConnection,
+    pool: &PoolStats,
 ) -> ApiResult<Registry> {
     let bus = events.send(GetBusStats).await?;
     let counts = instances.send(CountInstances).await?;
     let hooks = webhooks.send(GetDispatchStats).await??;
-    let pool = db.get_sqlite_connection_pool();
+    let pool = pool.read();
     let build = || -> Result<Registry, prometheus::Error> {
         let r = Registry::new();
         gauge(
@@ -226,8 +253,8 @@ async fn domain_series(
             ),
             &["state"],
         )?;
-        let open = i64::from(pool.size());
-        let idle = pool.num_idle() as i64;
+        let open = i64::from(pool.open);
+        let idle = pool.idle as i64;
         connections.with_label_values(&["open"]).set(open);
         connections.with_label_values(&["idle"]).set(idle);
         connections
@@ -235,7 +262,7 @@ async fn domain_series(
             .set((open - idle).max(0));
         connections
             .with_label_values(&["max"])
-            .set(i64::from(pool.options().get_max_connections()));
+            .set(i64::from(pool.max));
         r.register(Box::new(connections))?;
         Ok(r)
     };
@@ -247,9 +274,9 @@ async fn scrape(
     events: web::Data<Addr<EventBus>>,
     instances: web::Data<Addr<InstanceRegistry>>,
     webhooks: web::Data<Addr<WebhookDispatcher>>,
-    db: web::Data<DatabaseConnection>,
+    pool: web::Data<PoolStats>,
 ) -> ApiResult<HttpResponse> {
-    let domains = domain_series(&events, &instances, &webhooks, &db).await?;
+    let domains = domain_series(&events, &instances, &webhooks, &pool).await?;
     let mut families = http.registry.gather();
     families.extend(domains.gather());
     let encoder = TextEncoder::new();

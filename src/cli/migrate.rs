@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
-use super::serve::ServeArgs;
+use super::serve::CONFIG_FILE_ENV;
 use crate::app::ensure_data_dir;
+use crate::config::{Config, ConfigError, ServerSettings, ignore_empty_env};
 
 #[derive(Debug, Args)]
+#[command(mut_args = ignore_empty_env)]
 pub struct MigrateArgs {
     #[command(subcommand)]
     pub action: MigrateAction,
@@ -16,8 +18,18 @@ pub struct MigrateArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<String>,
     /// Config file (default ./settings.json when present).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, env = CONFIG_FILE_ENV, value_name = "PATH")]
     pub config: Option<std::path::PathBuf>,
+}
+
+impl MigrateArgs {
+    /// The configuration `koor serve` would use, with `--data-dir` as its flag.
+    fn config(&self) -> Result<Config, ConfigError> {
+        let mut command_line = ServerSettings::from_env()?;
+        command_line.data_dir = self.data_dir.clone().or(command_line.data_dir);
+        let file = ServerSettings::from_file(self.config.as_deref())?;
+        Config::resolve(command_line, file)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,12 +51,7 @@ pub enum MigrateAction {
 }
 
 pub async fn run(args: MigrateArgs) -> ExitCode {
-    let serve = ServeArgs {
-        data_dir: args.data_dir.clone(),
-        config: args.config.clone(),
-        ..Default::default()
-    };
-    let config = match serve.config() {
+    let config = match args.config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("koor: configuration error: {e}");

@@ -19,7 +19,7 @@ mod webhooks;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use client::{Client, ClientOptions};
 pub use serve::ServeArgs;
@@ -103,9 +103,53 @@ pub enum Command {
     Llm(llm::LlmCmd),
 }
 
+/// The client flags: global, so every client command takes them before or after its name.
+const CLIENT_FLAGS: [&str; 3] = ["pretty", "server", "token"];
+
+/// The `koor` command line. `koor serve` and `koor migrate` run on this machine's data and
+/// ignore the client flags, so their help does not list them.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    // Global flags are copied into the subcommands when the command is built.
+    cmd.build();
+    cmd.mut_subcommands(|sub| match sub.get_name() {
+        "serve" | "migrate" => hide_client_flags(sub),
+        _ => sub,
+    })
+}
+
+fn hide_client_flags(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|arg| {
+        if CLIENT_FLAGS.contains(&arg.get_id().as_str()) {
+            arg.hide(true)
+        } else {
+            arg
+        }
+    })
+    .mut_subcommands(hide_client_flags)
+}
+
+/// Parses the command line: a usage error exits as clap does (2), a bad setting value (flag
+/// or `KOOR_*` variable) is a one-line configuration error (also 2).
+fn parse() -> Result<Cli, ExitCode> {
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    parsed.map_err(|e| match crate::config::ConfigError::in_clap_error(&e) {
+        Some(problem) => {
+            eprintln!("koor: configuration error: {problem}");
+            ExitCode::from(2)
+        }
+        None => e.exit(),
+    })
+}
+
 /// Parses the command line and runs it; the process exit code is returned.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let system = actix_web::rt::System::new();
     match cli.command {
         Command::Serve(args) => system.block_on(serve::run(*args)),
@@ -152,6 +196,71 @@ pub fn main() -> ExitCode {
                     }
                 }
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_help_lists_each_server_flag_with_its_variable_and_no_client_flag() {
+        let mut cli = command();
+        let serve = cli.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_help().to_string();
+        let flags: Vec<&clap::Arg> = serve
+            .get_arguments()
+            .filter(|a| !a.is_hide_set() && a.get_id() != "help")
+            .collect();
+        assert_eq!(flags.len(), 19, "{help}");
+        for flag in flags {
+            let long = flag.get_long().unwrap();
+            let env = flag
+                .get_env()
+                .unwrap_or_else(|| panic!("--{long} has no KOOR_ variable"));
+            let env = env.to_str().unwrap();
+            assert!(env.starts_with("KOOR_"), "{env}");
+            assert!(help.contains(&format!("--{long}")), "{help}");
+            assert!(help.contains(&format!("[env: {env}")), "{env}: {help}");
+        }
+        let token = serve
+            .get_arguments()
+            .find(|a| a.get_id() == "auth_token")
+            .unwrap();
+        assert!(
+            token.is_hide_env_values_set(),
+            "the token's value never shows"
+        );
+        for client in ["--pretty", "--server", "--token"] {
+            assert!(!help.contains(client), "{client} in {help}");
+        }
+    }
+
+    #[test]
+    fn client_commands_keep_the_global_client_flags() {
+        let mut cli = command();
+        let get = cli
+            .find_subcommand_mut("state")
+            .and_then(|s| s.find_subcommand_mut("get"))
+            .unwrap();
+        let help = get.render_help().to_string();
+        for client in ["--pretty", "--server", "--token"] {
+            assert!(help.contains(client), "{client} missing in {help}");
+        }
+        for args in [
+            &[
+                "koor", "--pretty", "--server", "s", "--token", "t", "state", "list",
+            ][..],
+            &[
+                "koor", "state", "list", "--pretty", "--server", "s", "--token", "t",
+            ][..],
+        ] {
+            let matches = command().try_get_matches_from(args).unwrap();
+            let cli = Cli::from_arg_matches(&matches).unwrap();
+            assert!(cli.pretty, "{args:?}");
+            assert_eq!(cli.server.as_deref(), Some("s"));
+            assert_eq!(cli.token.as_deref(), Some("t"));
         }
     }
 }

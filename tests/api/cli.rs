@@ -278,10 +278,62 @@ async fn bad_configuration_stops_start_up_with_one_line() {
     )
     .await;
     refuses_to_start(&["--stale-after=-1"], &[], "stale_after").await;
+    refuses_to_start(&["--stale-after", "soon"], &[], "--stale-after").await;
+    refuses_to_start(
+        &[],
+        &[("KOOR_WEBHOOK_BLOCK_PRIVATE", "maybe")],
+        "KOOR_WEBHOOK_BLOCK_PRIVATE",
+    )
+    .await;
+    refuses_to_start(&[], &[("KOOR_DB_POOL_SIZE", "65")], "db_pool_size").await;
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{not json").unwrap();
     refuses_to_start(&["--config", bad.to_str().unwrap()], &[], "bad.json").await;
+}
+
+/// Runs `koor migrate status ARGS` in `cwd` with `env` and returns the folders it made there
+/// (the data directory it resolved, holding `data.db`).
+async fn data_dirs_made_by_migrate(
+    cwd: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Vec<String> {
+    let mut cmd = tokio::process::Command::new(koor_bin());
+    cmd.arg("migrate").arg("status").args(args).current_dir(cwd);
+    for name in ["KOOR_DATA_DIR", "KOOR_CONFIG"] {
+        cmd.env_remove(name);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    assert!(out.status.success(), "{args:?} {env:?}: {out:?}");
+    let mut made: Vec<String> = std::fs::read_dir(cwd)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("data.db").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    made
+}
+
+#[actix_web::test]
+async fn settings_layer_flags_over_env_over_the_file_and_empty_env_is_unset() {
+    let cwd = tempfile::tempdir().unwrap();
+    let cwd = cwd.path();
+    std::fs::write(cwd.join("settings.json"), r#"{"data_dir":"file"}"#).unwrap();
+    std::fs::write(cwd.join("other.json"), r#"{"data_dir":"other"}"#).unwrap();
+    let made = data_dirs_made_by_migrate(cwd, &[], &[("KOOR_DATA_DIR", "")]).await;
+    assert_eq!(made, ["file"]);
+    let made = data_dirs_made_by_migrate(cwd, &[], &[("KOOR_DATA_DIR", "env")]).await;
+    assert_eq!(made, ["env", "file"]);
+    let made =
+        data_dirs_made_by_migrate(cwd, &["--data-dir", "flag"], &[("KOOR_DATA_DIR", "env")]).await;
+    assert_eq!(made, ["env", "file", "flag"]);
+    let made = data_dirs_made_by_migrate(cwd, &[], &[("KOOR_CONFIG", "other.json")]).await;
+    assert_eq!(made, ["env", "file", "flag", "other"]);
 }
 
 #[actix_web::test]

@@ -1,0 +1,129 @@
+//! Starting every domain actor on the open database, in dependency order: the audit log and
+//! the event bus first (every writer's outbox reaches them), then the writers, then the
+//! monitors and the dispatcher that watch them.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use actix::{Actor, Addr};
+use sea_orm::DatabaseConnection;
+
+use super::StartError;
+use crate::audit::AuditLog;
+use crate::batch::Outbox;
+use crate::compliance::{ComplianceDeps, ComplianceMonitor};
+use crate::config::Config;
+use crate::events::{BusSettings, EventBus};
+use crate::instances::InstanceRegistry;
+use crate::liveness::{LivenessMonitor, LivenessSettings};
+use crate::llm::LlmLedger;
+use crate::metrics::AgentMetrics;
+use crate::rules::RuleBook;
+use crate::specs::SpecRegistry;
+use crate::state::StateStore;
+use crate::templates::TemplateLibrary;
+use crate::webhooks::{DispatchSettings, WebhookDispatcher};
+
+/// The addresses of every domain actor, handed to the HTTP layer as app data.
+#[derive(Clone)]
+pub struct Domains {
+    pub state: Addr<StateStore>,
+    pub specs: Addr<SpecRegistry>,
+    pub rules: Addr<RuleBook>,
+    pub events: Addr<EventBus>,
+    pub instances: Addr<InstanceRegistry>,
+    pub metrics: Addr<AgentMetrics>,
+    pub liveness: Addr<LivenessMonitor>,
+    pub compliance: Addr<ComplianceMonitor>,
+    pub templates: Addr<TemplateLibrary>,
+    pub webhooks: Addr<WebhookDispatcher>,
+    pub audit: Addr<AuditLog>,
+    pub llm: Addr<LlmLedger>,
+}
+
+/// Loads each domain's stored data and starts its actor.
+pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Domains, StartError> {
+    let audit_committed = Arc::new(AtomicI64::new(0));
+    let audit = AuditLog::load(db.clone(), audit_committed.clone())
+        .await
+        .map_err(StartError::Load)?
+        .start();
+    let bus_settings = BusSettings {
+        batch_max: config.write_batch_max,
+        retention: config.event_retention,
+        prune_interval: config.prune_interval,
+    };
+    let bus_outbox = Outbox::new(None, audit_committed);
+    let events = EventBus::load(db.clone(), bus_outbox.clone(), bus_settings)
+        .await
+        .map_err(StartError::Load)?
+        .start();
+    let outbox = bus_outbox.with_bus(events.clone());
+    let state = StateStore::load(db.clone(), outbox.clone(), config.write_batch_max)
+        .await
+        .map_err(StartError::Load)?
+        .start();
+    let specs = SpecRegistry::load(db.clone(), outbox.clone(), config.write_batch_max)
+        .await
+        .map_err(StartError::Load)?
+        .start();
+    let rules = RuleBook::load(db.clone(), outbox.clone())
+        .await
+        .map_err(StartError::Load)?
+        .start();
+    let metrics = AgentMetrics::new(db.clone(), outbox.clone(), config.write_batch_max).start();
+    let instances = InstanceRegistry::load(db.clone(), outbox.clone(), config.write_batch_max)
+        .await
+        .map_err(StartError::Load)?
+        .start();
+    let liveness = LivenessMonitor::start(
+        instances.clone(),
+        LivenessSettings {
+            stale_after: config.stale_after,
+            interval: config.liveness_interval,
+        },
+    );
+    let compliance = ComplianceMonitor::start(
+        db.clone(),
+        ComplianceDeps {
+            instances: instances.clone(),
+            specs: specs.clone(),
+            outbox: outbox.clone(),
+        },
+        config.compliance_interval,
+    );
+    let templates = TemplateLibrary::load(db.clone(), outbox.clone(), rules.clone(), specs.clone())
+        .await
+        .map_err(StartError::Load)?
+        .start();
+    let webhooks = WebhookDispatcher::start(
+        db.clone(),
+        events.clone(),
+        outbox.clone(),
+        DispatchSettings {
+            timeout: config.webhook_timeout,
+            schedule: config.webhook_retry_schedule.clone(),
+            block_private: config.webhook_block_private,
+        },
+    )
+    .await
+    .map_err(|e| StartError::Load(sea_orm::DbErr::Custom(e)))?;
+    let llm = LlmLedger::load(db.clone(), outbox, config.write_batch_max)
+        .await
+        .map_err(StartError::Load)?
+        .start();
+    Ok(Domains {
+        state,
+        specs,
+        rules,
+        events,
+        instances,
+        metrics,
+        liveness,
+        compliance,
+        templates,
+        webhooks,
+        audit,
+        llm,
+    })
+}
