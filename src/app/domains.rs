@@ -15,6 +15,7 @@ use crate::compliance::{ComplianceDeps, ComplianceMonitor};
 use crate::config::Config;
 use crate::events::{BusSettings, EventBus};
 use crate::instances::InstanceRegistry;
+use crate::leases::{ExpireLeases, Fencing, LeaseSweeper};
 use crate::liveness::{LivenessMonitor, LivenessSettings};
 use crate::llm::LlmLedger;
 use crate::metrics::AgentMetrics;
@@ -23,6 +24,9 @@ use crate::specs::SpecRegistry;
 use crate::state::StateStore;
 use crate::templates::TemplateLibrary;
 use crate::webhooks::{DispatchSettings, WebhookDispatcher};
+
+/// How often expired leases are swept (API §22: their events within 2 s of expiry).
+const LEASE_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The addresses of every domain actor, handed to the HTTP layer as app data.
 #[derive(Clone)]
@@ -39,6 +43,8 @@ pub struct Domains {
     pub webhooks: Addr<WebhookDispatcher>,
     pub audit: Addr<AuditLog>,
     pub llm: Addr<LlmLedger>,
+    /// Expires the leases of every lease owner (tasks, locks) every second.
+    pub leases: Addr<LeaseSweeper>,
 }
 
 /// Loads each domain's stored data and starts its actor.
@@ -59,6 +65,10 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         .map_err(StartError::Load)?
         .start();
     let outbox = bus_outbox.with_bus(events.clone());
+    // One fencing-token counter for every lease owner (API §22).
+    let fencing = Fencing::load(db).await.map_err(StartError::Load)?;
+    // Every lease owner adds itself here; the sweeper starts after them.
+    let lease_owners: Vec<actix::Recipient<ExpireLeases>> = Vec::new();
     let state = StateStore::load(db.clone(), outbox.clone(), config.write_batch_max)
         .await
         .map_err(StartError::Load)?
@@ -112,6 +122,8 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         .await
         .map_err(StartError::Load)?
         .start();
+    let _ = &fencing;
+    let leases = LeaseSweeper::start(lease_owners, Some(LEASE_SWEEP));
     Ok(Domains {
         state,
         specs,
@@ -125,5 +137,6 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         webhooks,
         audit,
         llm,
+        leases,
     })
 }
