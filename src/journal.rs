@@ -20,9 +20,7 @@
 use std::sync::Arc;
 
 use entities::{audit_entry, event};
-use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryOrder, QuerySelect, Set, Statement,
-};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Set, Statement};
 
 use crate::audit::{Audit, AuditEntry, GENESIS, SUCCESS};
 use crate::events::{Event, Publish};
@@ -71,29 +69,70 @@ pub struct Stamped {
 
 /// Appends `records` through `txn` (a write transaction the caller commits), continuing
 /// the event ids and the audit chain from their stored heads, at time `now` (unix
-/// microseconds).
+/// microseconds). Both heads are read with one statement.
 pub async fn append_in<C: ConnectionTrait>(
     txn: &C,
     records: Records,
     now: i64,
 ) -> Result<Stamped, DbErr> {
     let mut stamped = Stamped::default();
+    if records.is_empty() {
+        return Ok(stamped);
+    }
+    let heads = Heads::read(txn).await?;
     if !records.events.is_empty() {
-        stamped.events = append_events(txn, records.events, now).await?;
+        stamped.events = append_events(txn, records.events, heads.event_id, now).await?;
     }
     if !records.audit.is_empty() {
-        stamped.last_audit_id = append_audit(txn, records.audit, now).await?;
+        stamped.last_audit_id =
+            append_audit(txn, records.audit, (heads.audit_id, heads.audit_hash), now).await?;
     }
     Ok(stamped)
 }
 
+/// Where the two shared sequences stand: the highest event id ever assigned, and the
+/// newest audit entry's id and hash.
+struct Heads {
+    event_id: i64,
+    audit_id: i64,
+    audit_hash: String,
+}
+
+impl Heads {
+    async fn read<C: ConnectionTrait>(conn: &C) -> Result<Self, DbErr> {
+        let sql = format!(
+            "SELECT ({EVENT_HEAD}), \
+             COALESCE((SELECT id FROM audit_log ORDER BY id DESC LIMIT 1), 0), \
+             COALESCE((SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1), '')"
+        );
+        let row = conn
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .await?
+            .ok_or_else(|| DbErr::Custom("the journal heads query returned no row".into()))?;
+        let audit_id: i64 = row.try_get_by_index(1)?;
+        let audit_hash: String = row.try_get_by_index(2)?;
+        Ok(Self {
+            event_id: row.try_get_by_index(0)?,
+            audit_id,
+            audit_hash: if audit_id == 0 {
+                GENESIS.to_string()
+            } else {
+                audit_hash
+            },
+        })
+    }
+}
+
+/// The highest event id ever assigned: `events` is an AUTOINCREMENT table, so
+/// `sqlite_sequence` remembers ids whose rows were pruned.
+const EVENT_HEAD: &str = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
+                          COALESCE((SELECT MAX(id) FROM events), 0))";
+
 /// The highest event id ever assigned (0 if none), pruned ones included: `events` is an
 /// AUTOINCREMENT table, so `sqlite_sequence` remembers ids whose rows are gone.
 pub async fn last_event_id<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
-    let sql = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
-               COALESCE((SELECT MAX(id) FROM events), 0))";
     let row = conn
-        .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .query_one_raw(Statement::from_string(DbBackend::Sqlite, EVENT_HEAD))
         .await?;
     Ok(match row {
         Some(r) => r.try_get_by_index::<i64>(0)?,
@@ -104,9 +143,10 @@ pub async fn last_event_id<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
 async fn append_events<C: ConnectionTrait>(
     txn: &C,
     events: Vec<Publish>,
+    head: i64,
     now: i64,
 ) -> Result<Vec<Arc<Event>>, DbErr> {
-    let mut id = last_event_id(txn).await?;
+    let mut id = head;
     let stored: Vec<Arc<Event>> = events
         .into_iter()
         .map(|p| {
@@ -134,22 +174,15 @@ async fn append_events<C: ConnectionTrait>(
     Ok(stored)
 }
 
-/// Chains `entries` to the newest stored entry and inserts them; returns the last id.
+/// Chains `entries` to `head` (the newest stored entry's id and hash) and inserts them;
+/// returns the last id.
 async fn append_audit<C: ConnectionTrait>(
     txn: &C,
     entries: Vec<Audit>,
+    head: (i64, String),
     now: i64,
 ) -> Result<i64, DbErr> {
-    let head: Option<(i64, String)> = audit_entry::Entity::find()
-        .select_only()
-        .column(audit_entry::Column::Id)
-        .column(audit_entry::Column::Hash)
-        .order_by_desc(audit_entry::Column::Id)
-        .limit(1)
-        .into_tuple()
-        .one(txn)
-        .await?;
-    let (mut id, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
+    let (mut id, mut prev) = head;
     let mut rows = Vec::with_capacity(entries.len());
     for e in entries {
         id += 1;
