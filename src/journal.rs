@@ -71,7 +71,9 @@ pub struct Stamped {
 
 /// Appends `records` through `txn` (a write transaction the caller commits), continuing
 /// the event ids and the audit chain from their stored heads, at time `now` (unix
-/// microseconds).
+/// microseconds). A batch takes its time before it waits for the write lock, so one of
+/// another domain may commit first with a later time: `now` is raised to the newest stored
+/// entry's (and event's) time, and times never decrease in id order.
 pub async fn append_in<C: ConnectionTrait>(
     txn: &C,
     records: Records,
@@ -90,14 +92,21 @@ pub async fn append_in<C: ConnectionTrait>(
 /// The highest event id ever assigned (0 if none), pruned ones included: `events` is an
 /// AUTOINCREMENT table, so `sqlite_sequence` remembers ids whose rows are gone.
 pub async fn last_event_id<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
+    Ok(event_head(conn).await?.0)
+}
+
+/// The highest event id ever assigned (as [`last_event_id`]) and the time of the newest
+/// stored event (0 if none is stored).
+async fn event_head<C: ConnectionTrait>(conn: &C) -> Result<(i64, i64), DbErr> {
     let sql = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
-               COALESCE((SELECT MAX(id) FROM events), 0))";
+               COALESCE((SELECT MAX(id) FROM events), 0)), \
+               COALESCE((SELECT created_at FROM events ORDER BY id DESC LIMIT 1), 0)";
     let row = conn
         .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
         .await?;
     Ok(match row {
-        Some(r) => r.try_get_by_index::<i64>(0)?,
-        None => 0,
+        Some(r) => (r.try_get_by_index::<i64>(0)?, r.try_get_by_index::<i64>(1)?),
+        None => (0, 0),
     })
 }
 
@@ -106,7 +115,8 @@ async fn append_events<C: ConnectionTrait>(
     events: Vec<Publish>,
     now: i64,
 ) -> Result<Vec<Arc<Event>>, DbErr> {
-    let mut id = last_event_id(txn).await?;
+    let (mut id, newest) = event_head(txn).await?;
+    let now = now.max(newest);
     let stored: Vec<Arc<Event>> = events
         .into_iter()
         .map(|p| {
@@ -140,16 +150,18 @@ async fn append_audit<C: ConnectionTrait>(
     entries: Vec<Audit>,
     now: i64,
 ) -> Result<i64, DbErr> {
-    let head: Option<(i64, String)> = audit_entry::Entity::find()
+    let head: Option<(i64, String, i64)> = audit_entry::Entity::find()
         .select_only()
         .column(audit_entry::Column::Id)
         .column(audit_entry::Column::Hash)
+        .column(audit_entry::Column::Timestamp)
         .order_by_desc(audit_entry::Column::Id)
         .limit(1)
         .into_tuple()
         .one(txn)
         .await?;
-    let (mut id, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
+    let (mut id, mut prev, newest) = head.unwrap_or((0, GENESIS.to_string(), 0));
+    let now = now.max(newest);
     let mut rows = Vec::with_capacity(entries.len());
     for e in entries {
         id += 1;

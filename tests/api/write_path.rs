@@ -293,6 +293,14 @@ fn assert_dense(what: &str, ids: &[i64], want: usize) {
     );
 }
 
+/// Asserts that `field` (an RFC 3339 time, all of one width) never decreases along `items`.
+fn assert_time_order(what: &str, items: &[Value], field: &str) {
+    let back = items
+        .windows(2)
+        .find(|p| text(&p[0][field]) > text(&p[1][field]));
+    assert!(back.is_none(), "{what}: {field} goes back: {back:?}");
+}
+
 /// The versions acknowledged (or stored) for each key of `acks` of the state or spec kind.
 fn versions(acks: &[Ack]) -> BTreeMap<String, Vec<i64>> {
     let mut map: BTreeMap<String, Vec<i64>> = BTreeMap::new();
@@ -351,6 +359,8 @@ async fn concurrent_writes_of_three_domains_have_one_audit_entry_and_one_event_e
     let entries = all_audit(&t, "").await;
     let ids: Vec<i64> = entries.iter().map(|e| int(&e["id"])).collect();
     assert_dense("audit ids", &ids, acks.len());
+    // Batches of several domains commit in turn: time never goes back in id order.
+    assert_time_order("audit entries", &entries, "timestamp");
     let recorded: Vec<Ack> = entries.iter().map(audit_ack).collect();
     assert_same("audit entries", &acks, &recorded);
     let state_entries: Vec<Ack> = all_audit(&t, "state.put")
@@ -373,6 +383,7 @@ async fn concurrent_writes_of_three_domains_have_one_audit_entry_and_one_event_e
     let events = all_events(&t, "").await;
     let ids: Vec<i64> = events.iter().map(|e| int(&e["id"])).collect();
     assert_dense("event ids", &ids, acks.len());
+    assert_time_order("events", &events, "created_at");
     let reported: Vec<Ack> = events.iter().map(event_ack).collect();
     assert_same("events", &acks, &reported);
     let state_events: Vec<Ack> = all_events(&t, "state.*")
