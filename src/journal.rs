@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use entities::{audit_entry, event};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, Set, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryTrait, Set, Statement};
 
 use crate::audit::{Audit, AuditEntry, GENESIS, SUCCESS};
 use crate::events::{Event, Publish};
@@ -35,6 +35,10 @@ pub struct Records {
     pub audit: Vec<Audit>,
     /// Events to store and, after the commit, fan out.
     pub events: Vec<Publish>,
+    /// The domain's own last statements (inserts nothing in the batch reads back), sent to
+    /// SQLite together with the journal's inserts: one round trip to the connection's
+    /// thread instead of one per statement.
+    pub deferred: Vec<Statement>,
 }
 
 impl Records {
@@ -45,7 +49,12 @@ impl Records {
 
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.audit.is_empty() && self.events.is_empty()
+        self.audit.is_empty() && self.events.is_empty() && self.deferred.is_empty()
+    }
+
+    /// Adds a statement of the domain's own, run with the journal's inserts.
+    pub fn defer(&mut self, statement: Statement) {
+        self.deferred.push(statement);
     }
 
     /// Adds an audit entry.
@@ -69,7 +78,10 @@ pub struct Stamped {
 
 /// Appends `records` through `txn` (a write transaction the caller commits), continuing
 /// the event ids and the audit chain from their stored heads, at time `now` (unix
-/// microseconds). Both heads are read with one statement.
+/// microseconds). Both heads are read with one statement. A batch takes its time before it
+/// waits for the write lock, so one of another domain may commit first with a later time:
+/// `now` is raised to the newest stored entry's and event's time, so times never decrease
+/// in id order.
 pub async fn append_in<C: ConnectionTrait>(
     txn: &C,
     records: Records,
@@ -79,23 +91,63 @@ pub async fn append_in<C: ConnectionTrait>(
     if records.is_empty() {
         return Ok(stamped);
     }
-    let heads = Heads::read(txn).await?;
-    if !records.events.is_empty() {
-        stamped.events = append_events(txn, records.events, heads.event_id, now).await?;
+    let mut statements = records.deferred;
+    if !records.events.is_empty() || !records.audit.is_empty() {
+        let heads = Heads::read(txn).await?;
+        let now = now.max(heads.newest);
+        if !records.events.is_empty() {
+            let (events, inserts) = stamp_events(records.events, heads.event_id, now);
+            stamped.events = events;
+            statements.extend(inserts);
+        }
+        if !records.audit.is_empty() {
+            let (last, inserts) =
+                chain_audit(records.audit, (heads.audit_id, heads.audit_hash), now);
+            stamped.last_audit_id = last;
+            statements.extend(inserts);
+        }
     }
-    if !records.audit.is_empty() {
-        stamped.last_audit_id =
-            append_audit(txn, records.audit, (heads.audit_id, heads.audit_hash), now).await?;
-    }
+    execute_together(txn, statements).await?;
     Ok(stamped)
 }
 
-/// Where the two shared sequences stand: the highest event id ever assigned, and the
-/// newest audit entry's id and hash.
+/// Runs `statements` in order as one multi-statement execution (SQLite binds each
+/// statement's parameters in turn from the concatenated values).
+async fn execute_together<C: ConnectionTrait>(
+    txn: &C,
+    statements: Vec<Statement>,
+) -> Result<(), DbErr> {
+    if statements.len() <= 1 {
+        for statement in statements {
+            txn.execute_raw(statement).await?;
+        }
+        return Ok(());
+    }
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for statement in statements {
+        sql.push_str(&statement.sql);
+        sql.push_str(";\n");
+        if let Some(v) = statement.values {
+            values.extend(v.0);
+        }
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Where the two shared sequences stand: the highest event id ever assigned, the newest
+/// audit entry's id and hash, and the newest time either was stamped with.
 struct Heads {
     event_id: i64,
     audit_id: i64,
     audit_hash: String,
+    newest: i64,
 }
 
 impl Heads {
@@ -103,7 +155,9 @@ impl Heads {
         let sql = format!(
             "SELECT ({EVENT_HEAD}), \
              COALESCE((SELECT id FROM audit_log ORDER BY id DESC LIMIT 1), 0), \
-             COALESCE((SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1), '')"
+             COALESCE((SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1), ''), \
+             MAX(COALESCE((SELECT timestamp FROM audit_log ORDER BY id DESC LIMIT 1), 0), \
+                 COALESCE((SELECT created_at FROM events ORDER BY id DESC LIMIT 1), 0))"
         );
         let row = conn
             .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
@@ -113,6 +167,7 @@ impl Heads {
         let audit_hash: String = row.try_get_by_index(2)?;
         Ok(Self {
             event_id: row.try_get_by_index(0)?,
+            newest: row.try_get_by_index(3)?,
             audit_id,
             audit_hash: if audit_id == 0 {
                 GENESIS.to_string()
@@ -140,12 +195,8 @@ pub async fn last_event_id<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
     })
 }
 
-async fn append_events<C: ConnectionTrait>(
-    txn: &C,
-    events: Vec<Publish>,
-    head: i64,
-    now: i64,
-) -> Result<Vec<Arc<Event>>, DbErr> {
+/// Gives `events` the ids after `head` and returns them with their inserts.
+fn stamp_events(events: Vec<Publish>, head: i64, now: i64) -> (Vec<Arc<Event>>, Vec<Statement>) {
     let mut id = head;
     let stored: Vec<Arc<Event>> = events
         .into_iter()
@@ -160,28 +211,25 @@ async fn append_events<C: ConnectionTrait>(
             })
         })
         .collect();
-    for chunk in stored.chunks(INSERT_CHUNK) {
-        event::Entity::insert_many(chunk.iter().map(|e| event::ActiveModel {
-            id: Set(e.id),
-            topic: Set(e.topic.clone()),
-            data: Set(e.data.to_string()),
-            source: Set(e.source.clone()),
-            created_at: Set(e.created_at),
-        }))
-        .exec_without_returning(txn)
-        .await?;
-    }
-    Ok(stored)
+    let inserts = stored
+        .chunks(INSERT_CHUNK)
+        .map(|chunk| {
+            event::Entity::insert_many(chunk.iter().map(|e| event::ActiveModel {
+                id: Set(e.id),
+                topic: Set(e.topic.clone()),
+                data: Set(e.data.to_string()),
+                source: Set(e.source.clone()),
+                created_at: Set(e.created_at),
+            }))
+            .build(DbBackend::Sqlite)
+        })
+        .collect();
+    (stored, inserts)
 }
 
-/// Chains `entries` to `head` (the newest stored entry's id and hash) and inserts them;
-/// returns the last id.
-async fn append_audit<C: ConnectionTrait>(
-    txn: &C,
-    entries: Vec<Audit>,
-    head: (i64, String),
-    now: i64,
-) -> Result<i64, DbErr> {
+/// Chains `entries` to `head` (the newest stored entry's id and hash); returns the last
+/// id and the inserts.
+fn chain_audit(entries: Vec<Audit>, head: (i64, String), now: i64) -> (i64, Vec<Statement>) {
     let (mut id, mut prev) = head;
     let mut rows = Vec::with_capacity(entries.len());
     for e in entries {
@@ -200,20 +248,21 @@ async fn append_audit<C: ConnectionTrait>(
         prev.clone_from(&stored.hash);
         rows.push(stored);
     }
-    let last = id;
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        audit_entry::Entity::insert_many(chunk.iter().map(|r| audit_entry::ActiveModel {
-            id: Set(r.id),
-            timestamp: Set(r.timestamp),
-            actor: Set(r.actor.clone()),
-            action: Set(r.action.clone()),
-            resource: Set(r.resource.clone()),
-            detail: Set(r.detail.clone()),
-            outcome: Set(r.outcome.clone()),
-            hash: Set(r.hash.clone()),
-        }))
-        .exec_without_returning(txn)
-        .await?;
-    }
-    Ok(last)
+    let inserts = rows
+        .chunks(INSERT_CHUNK)
+        .map(|chunk| {
+            audit_entry::Entity::insert_many(chunk.iter().map(|r| audit_entry::ActiveModel {
+                id: Set(r.id),
+                timestamp: Set(r.timestamp),
+                actor: Set(r.actor.clone()),
+                action: Set(r.action.clone()),
+                resource: Set(r.resource.clone()),
+                detail: Set(r.detail.clone()),
+                outcome: Set(r.outcome.clone()),
+                hash: Set(r.hash.clone()),
+            }))
+            .build(DbBackend::Sqlite)
+        })
+        .collect();
+    (id, inserts)
 }

@@ -1,16 +1,21 @@
 //! koor: a coordination server for AI coding agents.
 //!
-//! One binary, one SQLite file. Each domain (state, events, …) is an actix actor that is
-//! the only owner of its tables; HTTP handlers (and later WebSocket sessions and MCP
-//! tools) are thin adapters that send the domain's messages and map replies to the wire.
-//! [`app::Application::build`] is the composition root: it opens the database, runs the
-//! migrations, starts the actors and binds the HTTP server. Errors of every domain map to
-//! one status table in [`error`]. The `koor` CLI (in [`cli`]) is both the server
-//! (`koor serve`) and a REST client for every domain.
+//! One binary, one SQLite file. Each domain (state, events, instances, …) is an actix
+//! actor that is the only owner of its tables; HTTP handlers, WebSocket sessions and MCP
+//! tools are thin adapters that send the domain's messages (carrying who is calling) and
+//! map replies to the wire. Every write goes one way ([`batch`]): the owning actor
+//! group-commits its rows, their audit entries and their events in one transaction
+//! ([`journal`]), then answers; the event bus fans committed events out in id order.
+//! [`app`] is the composition root: config, database, migrations, actors, listeners.
+//! Errors of every domain map to one status table in [`error`]. The `koor` CLI ([`cli`])
+//! is both the server (`koor serve`) and a REST client for every domain.
 //!
-//! Layout: `config` (settings), `db` (SQLite connection), `http` (auth, body limits,
-//! fallbacks, health), one folder per domain (`state`, `events`, `instances`, `liveness`, `metrics`),
-//! `batch` (group commit), `supervise` (panic-safe workers), `cli`.
+//! Layout: `config` (settings, defined once), `db` (SQLite connection), `batch` (the
+//! write path), `journal` (audit chain and event ids), `leases` (fencing tokens and the
+//! lease sweeper), `http` (auth, caller, body limits, health), `supervise` (panic-safe
+//! workers), `telemetry` (Prometheus), `mcp`, `dashboard`, `cli`, and one folder per
+//! domain: `state`, `specs`, `events`, `instances`, `liveness`, `metrics`, `rules`,
+//! `contracts`, `compliance`, `templates`, `webhooks`, `audit`, `llm`.
 
 pub mod app;
 pub mod audit;

@@ -213,11 +213,14 @@ impl<K: DocKind> GroupCommit for VersionedStore<K> {
             .into_iter()
             .zip(work.intents.iter().map(|i| i.fence))
             .collect();
-        let applied = work
+        let mut applied = work
             .repo
             .apply(txn, ops, work.snapshot, work.fences, work.now)
             .await?;
-        let records = records::<K>(&applied.results, work.intents);
+        let mut records = records::<K>(&applied.results, work.intents);
+        for statement in std::mem::take(&mut applied.deferred) {
+            records.defer(statement);
+        }
         Ok((applied, records))
     }
 

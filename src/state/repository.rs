@@ -63,6 +63,9 @@ pub struct Applied {
     pub results: Vec<Result<WriteDone, StateError>>,
     pub changed: HashMap<String, Option<Arc<StateEntry>>>,
     pub fences: HashMap<String, i64>,
+    /// The batch's last version inserts, not yet run: the caller hands them to the
+    /// journal, which runs them with its own inserts in one round trip.
+    pub deferred: Vec<Statement>,
 }
 
 /// Handle to one versioned-document table (cheap to clone: a pool handle). The table has
@@ -266,7 +269,7 @@ impl StateRepository {
             changed.insert(stored.key.clone(), Some(stored.clone()));
             results.push(Ok(WriteDone::Stored(stored)));
         }
-        flush_inserts(txn, table, &mut pending).await?;
+        let deferred = insert_statement(table, &pending);
         for (key, token) in &raised {
             txn.execute_raw(stmt(
                 "INSERT INTO doc_fences (kind, key, highest) VALUES (?, ?, ?) \
@@ -280,6 +283,7 @@ impl StateRepository {
             results,
             changed,
             fences: raised,
+            deferred,
         })
     }
 }
@@ -301,26 +305,38 @@ async fn flush_inserts<C: ConnectionTrait>(
     table: &str,
     pending: &mut Vec<Arc<StateEntry>>,
 ) -> Result<(), DbErr> {
-    for chunk in pending.chunks(INSERT_CHUNK) {
-        let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
-        for e in chunk {
-            values.push(e.key.as_str().into());
-            values.push(e.version.into());
-            values.push(e.value.to_vec().into());
-            values.push(e.hash.as_str().into());
-            values.push(e.content_type.as_str().into());
-            values.push(e.updated_at.into());
-            values.push(e.fencing_token.into());
-        }
-        let sql = format!(
-            "INSERT INTO {table} (key, version, value, hash, content_type, updated_at, fencing_token) \
-             VALUES {rows}"
-        );
-        db.execute_raw(stmt(sql, values)).await?;
+    for statement in insert_statement(table, pending) {
+        db.execute_raw(statement).await?;
     }
     pending.clear();
     Ok(())
+}
+
+/// Multi-row INSERTs of `rows` (up to `INSERT_CHUNK` rows each).
+fn insert_statement(table: &str, rows: &[Arc<StateEntry>]) -> Vec<Statement> {
+    rows.chunks(INSERT_CHUNK)
+        .map(|chunk| {
+            let placeholders = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 7);
+            for e in chunk {
+                values.push(e.key.as_str().into());
+                values.push(e.version.into());
+                values.push(e.value.to_vec().into());
+                values.push(e.hash.as_str().into());
+                values.push(e.content_type.as_str().into());
+                values.push(e.updated_at.into());
+                values.push(e.fencing_token.into());
+            }
+            stmt(
+                format!(
+                    "INSERT INTO {table} \
+                     (key, version, value, hash, content_type, updated_at, fencing_token) \
+                     VALUES {placeholders}"
+                ),
+                values,
+            )
+        })
+        .collect()
 }
 
 async fn version_in<C: ConnectionTrait>(
@@ -391,10 +407,13 @@ mod tests {
         let snapshot = HashMap::from([("k".to_string(), None), ("j".to_string(), None)]);
         let txn = crate::db::begin_write(&db).await.unwrap();
         let ops = ops.into_iter().map(|op| (op, None)).collect();
-        let applied = repo
+        let mut applied = repo
             .apply(&txn, ops, snapshot, HashMap::new(), 7)
             .await
             .unwrap();
+        for statement in std::mem::take(&mut applied.deferred) {
+            txn.execute_raw(statement).await.unwrap();
+        }
         txn.commit().await.unwrap();
         let summary: Vec<String> = applied
             .results

@@ -25,3 +25,4 @@ mod telemetry;
 mod templates;
 mod validation;
 mod webhooks;
+mod write_path;
