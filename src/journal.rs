@@ -52,6 +52,14 @@ impl Records {
         self.audit.is_empty() && self.events.is_empty() && self.deferred.is_empty()
     }
 
+    /// The records of one audit entry (a one-at-a-time write that publishes nothing).
+    pub fn audited(entry: Audit) -> Self {
+        Self {
+            audit: vec![entry],
+            ..Self::default()
+        }
+    }
+
     /// Adds a statement of the domain's own, run with the journal's inserts.
     pub fn defer(&mut self, statement: Statement) {
         self.deferred.push(statement);

@@ -33,13 +33,6 @@ pub struct TemplateLibrary {
     outbox: Outbox,
 }
 
-/// The records of one audit entry.
-fn audited(entry: Audit) -> Records {
-    let mut records = Records::new();
-    records.audit(entry);
-    records
-}
-
 impl TemplateLibrary {
     /// Loads every template; returns the actor, not yet started.
     pub async fn load(
@@ -86,7 +79,7 @@ impl Handler<CreateTemplate> for TemplateLibrary {
         }
         let repo = self.repo.clone();
         let stored = template.clone();
-        let records = audited(
+        let records = Records::audited(
             Audit::new("template.create", template.id.as_str())
                 .with("kind", template.kind.as_str())
                 .by(&msg.caller),
@@ -147,7 +140,8 @@ impl Handler<DeleteTemplate> for TemplateLibrary {
         }
         let repo = self.repo.clone();
         let id = msg.id.clone();
-        let records = audited(Audit::new("template.delete", msg.id.as_str()).by(&msg.caller));
+        let records =
+            Records::audited(Audit::new("template.delete", msg.id.as_str()).by(&msg.caller));
         persist_then(
             self,
             async move { repo.delete(&id, records, now_micros()).await },
@@ -183,7 +177,7 @@ impl Handler<ApplyTemplate> for TemplateLibrary {
                     })?;
                 if items.is_empty() {
                     let stamped = repo
-                        .record(audited(entry), now_micros())
+                        .record(Records::audited(entry), now_micros())
                         .await
                         .map_err(|e| TemplateError::Storage(e.to_string()))?;
                     outbox.committed(stamped);

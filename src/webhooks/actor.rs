@@ -66,13 +66,6 @@ pub struct WebhookDispatcher {
     attempts: DispatchStats,
 }
 
-/// The records of one audit entry.
-fn audited(entry: Audit) -> Records {
-    let mut records = Records::new();
-    records.audit(entry);
-    records
-}
-
 impl WebhookDispatcher {
     /// Loads the webhooks and starts the dispatcher under a supervisor.
     pub async fn start(
@@ -309,7 +302,7 @@ impl Handler<CreateWebhook> for WebhookDispatcher {
                 created_at: now_micros(),
                 cursor,
             };
-            let records = audited(
+            let records = Records::audited(
                 Audit::new("webhook.create", hook.id.as_str())
                     .with("url", hook.url.as_str())
                     .by(&caller),
@@ -351,7 +344,8 @@ impl Handler<DeleteWebhook> for WebhookDispatcher {
         }
         let repo = self.repo.clone();
         let id = msg.id.clone();
-        let records = audited(Audit::new("webhook.delete", msg.id.as_str()).by(&msg.caller));
+        let records =
+            Records::audited(Audit::new("webhook.delete", msg.id.as_str()).by(&msg.caller));
         persist_then(
             self,
             async move { repo.delete(&id, records, now_micros()).await },
@@ -374,7 +368,8 @@ impl Handler<EnableWebhook> for WebhookDispatcher {
         hook.fail_count = 0;
         let repo = self.repo.clone();
         let stored = hook.clone();
-        let records = audited(Audit::new("webhook.enable", hook.id.as_str()).by(&msg.caller));
+        let records =
+            Records::audited(Audit::new("webhook.enable", hook.id.as_str()).by(&msg.caller));
         persist_then(
             self,
             async move { repo.save(&stored, records, now_micros()).await },
@@ -441,7 +436,7 @@ impl Handler<RetryDelivery> for WebhookDispatcher {
             return refuse(WebhookError::NotFound(msg.id));
         }
         let repo = self.repo.clone();
-        let records = audited(
+        let records = Records::audited(
             Audit::new("webhook.retry", msg.id.as_str())
                 .with("delivery_id", msg.delivery_id)
                 .by(&msg.caller),
