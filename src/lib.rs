@@ -35,6 +35,7 @@ pub mod rules;
 pub mod specs;
 pub mod state;
 pub mod supervise;
+pub mod tasks;
 pub mod telemetry;
 pub mod templates;
 pub mod time;
