@@ -40,6 +40,7 @@ pub mod rules;
 pub mod specs;
 pub mod state;
 pub mod supervise;
+pub mod tasks;
 pub mod telemetry;
 pub mod templates;
 pub mod time;

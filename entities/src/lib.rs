@@ -10,6 +10,7 @@ pub mod llm_usage;
 pub mod prelude;
 pub mod rule;
 pub mod state_version;
+pub mod task;
 pub mod template;
 pub mod webhook;
 pub mod webhook_delivery;

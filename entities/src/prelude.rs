@@ -9,6 +9,7 @@ pub use crate::llm_budget::Entity as LlmBudget;
 pub use crate::llm_usage::Entity as LlmUsage;
 pub use crate::rule::Entity as Rule;
 pub use crate::state_version::Entity as StateVersion;
+pub use crate::task::Entity as Task;
 pub use crate::template::Entity as Template;
 pub use crate::webhook::Entity as Webhook;
 pub use crate::webhook_delivery::Entity as WebhookDelivery;

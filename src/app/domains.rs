@@ -22,6 +22,7 @@ use crate::metrics::AgentMetrics;
 use crate::rules::RuleBook;
 use crate::specs::SpecRegistry;
 use crate::state::StateStore;
+use crate::tasks::TaskQueue;
 use crate::templates::TemplateLibrary;
 use crate::webhooks::{DispatchSettings, WebhookDispatcher};
 
@@ -45,6 +46,7 @@ pub struct Domains {
     pub llm: Addr<LlmLedger>,
     /// Expires the leases of every lease owner (tasks, locks) every second.
     pub leases: Addr<LeaseSweeper>,
+    pub tasks: Addr<TaskQueue>,
 }
 
 /// Loads each domain's stored data and starts its actor.
@@ -68,7 +70,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     // One fencing-token counter for every lease owner (API §22).
     let fencing = Fencing::load(db).await.map_err(StartError::Load)?;
     // Every lease owner adds itself here; the sweeper starts after them.
-    let lease_owners: Vec<actix::Recipient<ExpireLeases>> = Vec::new();
+    let mut lease_owners: Vec<actix::Recipient<ExpireLeases>> = Vec::new();
     let state = StateStore::load(db.clone(), outbox.clone(), config.write_batch_max)
         .await
         .map_err(StartError::Load)?
@@ -118,11 +120,21 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     )
     .await
     .map_err(|e| StartError::Load(sea_orm::DbErr::Custom(e)))?;
+    let tasks = TaskQueue::load(
+        db.clone(),
+        outbox.clone(),
+        config.write_batch_max,
+        fencing.clone(),
+        Some(instances.clone()),
+    )
+    .await
+    .map_err(StartError::Load)?
+    .start();
+    lease_owners.push(tasks.clone().recipient());
     let llm = LlmLedger::load(db.clone(), outbox, config.write_batch_max)
         .await
         .map_err(StartError::Load)?
         .start();
-    let _ = &fencing;
     let leases = LeaseSweeper::start(lease_owners, Some(LEASE_SWEEP));
     Ok(Domains {
         state,
@@ -138,5 +150,6 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         audit,
         llm,
         leases,
+        tasks,
     })
 }
