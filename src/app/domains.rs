@@ -14,10 +14,11 @@ use crate::batch::Outbox;
 use crate::compliance::{ComplianceDeps, ComplianceMonitor};
 use crate::config::Config;
 use crate::events::{BusSettings, EventBus};
-use crate::instances::InstanceRegistry;
+use crate::instances::{InstanceRegistry, WatchHolders};
 use crate::leases::{ExpireLeases, Fencing, LeaseSweeper};
 use crate::liveness::{LivenessMonitor, LivenessSettings};
 use crate::llm::LlmLedger;
+use crate::locks::LockTable;
 use crate::metrics::AgentMetrics;
 use crate::rules::RuleBook;
 use crate::specs::SpecRegistry;
@@ -43,6 +44,7 @@ pub struct Domains {
     pub webhooks: Addr<WebhookDispatcher>,
     pub audit: Addr<AuditLog>,
     pub llm: Addr<LlmLedger>,
+    pub locks: Addr<LockTable>,
     /// Expires the leases of every lease owner (tasks, locks) every second.
     pub leases: Addr<LeaseSweeper>,
 }
@@ -68,7 +70,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     // One fencing-token counter for every lease owner (API §22).
     let fencing = Fencing::load(db).await.map_err(StartError::Load)?;
     // Every lease owner adds itself here; the sweeper starts after them.
-    let lease_owners: Vec<actix::Recipient<ExpireLeases>> = Vec::new();
+    let mut lease_owners: Vec<actix::Recipient<ExpireLeases>> = Vec::new();
     let state = StateStore::load(db.clone(), outbox.clone(), config.write_batch_max)
         .await
         .map_err(StartError::Load)?
@@ -86,6 +88,17 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         .await
         .map_err(StartError::Load)?
         .start();
+    let locks = LockTable::load(
+        db.clone(),
+        outbox.clone(),
+        fencing.clone(),
+        config.write_batch_max,
+    )
+    .await
+    .map_err(StartError::Load)?
+    .start();
+    lease_owners.push(locks.clone().recipient());
+    instances.do_send(WatchHolders(locks.clone().recipient()));
     let liveness = LivenessMonitor::start(
         instances.clone(),
         LivenessSettings {
@@ -137,6 +150,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         webhooks,
         audit,
         llm,
+        locks,
         leases,
     })
 }
