@@ -34,6 +34,7 @@ pub mod journal;
 pub mod leases;
 pub mod liveness;
 pub mod llm;
+pub mod locks;
 pub mod mcp;
 pub mod metrics;
 pub mod rules;

@@ -7,6 +7,7 @@ pub mod event;
 pub mod instance;
 pub mod llm_budget;
 pub mod llm_usage;
+pub mod lock;
 pub mod prelude;
 pub mod rule;
 pub mod state_version;

@@ -7,6 +7,7 @@ pub use crate::event::Entity as Event;
 pub use crate::instance::Entity as Instance;
 pub use crate::llm_budget::Entity as LlmBudget;
 pub use crate::llm_usage::Entity as LlmUsage;
+pub use crate::lock::Entity as Lock;
 pub use crate::rule::Entity as Rule;
 pub use crate::state_version::Entity as StateVersion;
 pub use crate::task::Entity as Task;

@@ -15,6 +15,7 @@ mod m20261121_000010_create_audit_log;
 mod m20261121_000011_create_llm;
 mod m20261206_000012_create_fencing;
 mod m20261206_000013_create_tasks;
+mod m20261206_000014_create_locks;
 
 /// All of koor's migrations, oldest first.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000011_create_llm::Migration),
             Box::new(m20261206_000012_create_fencing::Migration),
             Box::new(m20261206_000013_create_tasks::Migration),
+            Box::new(m20261206_000014_create_locks::Migration),
         ]
     }
 }

@@ -14,10 +14,11 @@ use crate::batch::Outbox;
 use crate::compliance::{ComplianceDeps, ComplianceMonitor};
 use crate::config::Config;
 use crate::events::{BusSettings, EventBus};
-use crate::instances::InstanceRegistry;
+use crate::instances::{InstanceRegistry, WatchHolders};
 use crate::leases::{ExpireLeases, Fencing, LeaseSweeper};
 use crate::liveness::{LivenessMonitor, LivenessSettings};
 use crate::llm::LlmLedger;
+use crate::locks::LockTable;
 use crate::metrics::AgentMetrics;
 use crate::rules::RuleBook;
 use crate::specs::SpecRegistry;
@@ -44,6 +45,7 @@ pub struct Domains {
     pub webhooks: Addr<WebhookDispatcher>,
     pub audit: Addr<AuditLog>,
     pub llm: Addr<LlmLedger>,
+    pub locks: Addr<LockTable>,
     /// Expires the leases of every lease owner (tasks, locks) every second.
     pub leases: Addr<LeaseSweeper>,
     pub tasks: Addr<TaskQueue>,
@@ -88,6 +90,17 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         .await
         .map_err(StartError::Load)?
         .start();
+    let locks = LockTable::load(
+        db.clone(),
+        outbox.clone(),
+        fencing.clone(),
+        config.write_batch_max,
+    )
+    .await
+    .map_err(StartError::Load)?
+    .start();
+    lease_owners.push(locks.clone().recipient());
+    instances.do_send(WatchHolders(locks.clone().recipient()));
     let liveness = LivenessMonitor::start(
         instances.clone(),
         LivenessSettings {
@@ -149,6 +162,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         webhooks,
         audit,
         llm,
+        locks,
         leases,
         tasks,
     })

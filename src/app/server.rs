@@ -285,6 +285,7 @@ impl Shared {
             .app_data(web::Data::new(d.audit.clone()))
             .app_data(web::Data::new(d.llm.clone()))
             .app_data(web::Data::new(d.tasks.clone()))
+            .app_data(web::Data::new(d.locks.clone()))
             .app_data(self.contract_client.clone())
             .app_data(self.subscribers.clone())
             .app_data(self.telemetry.clone())
@@ -312,5 +313,6 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .configure(crate::metrics::routes)
     .configure(crate::audit::routes)
     .configure(crate::llm::routes)
-    .configure(crate::tasks::routes);
+    .configure(crate::tasks::routes)
+    .configure(crate::locks::routes);
 }

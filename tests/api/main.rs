@@ -15,6 +15,7 @@ mod http;
 mod instances;
 mod liveness;
 mod llm;
+mod locks;
 mod mcp;
 mod metrics;
 mod migrations;
