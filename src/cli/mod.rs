@@ -14,6 +14,7 @@ mod serve;
 mod settings;
 mod specs;
 mod state;
+mod tasks;
 mod templates;
 mod webhooks;
 
@@ -101,6 +102,9 @@ pub enum Command {
     /// LLM usage: record, list, summarize; budgets per project or instance.
     #[command(subcommand)]
     Llm(llm::LlmCmd),
+    /// The work queue: add, claim, finish and inspect tasks; `work` runs a command per task.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCmd),
 }
 
 /// The client flags: global, so every client command takes them before or after its name.
@@ -191,6 +195,7 @@ pub fn main() -> ExitCode {
                     Command::Webhooks(cmd) => webhooks::run(&client, cmd).await,
                     Command::Audit(args) => audit::run(&client, args).await,
                     Command::Llm(cmd) => llm::run(&client, cmd).await,
+                    Command::Tasks(cmd) => tasks::run(&client, cmd).await,
                     Command::Serve(_) | Command::Migrate(_) | Command::Config(_) => {
                         ExitCode::from(2)
                     }
