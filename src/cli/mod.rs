@@ -16,6 +16,7 @@ mod serve;
 mod settings;
 mod specs;
 mod state;
+mod tasks;
 mod templates;
 mod webhooks;
 
@@ -109,6 +110,9 @@ pub enum Command {
     /// Git hooks: `install` writes a pre-commit hook running `locks check` and `validate`.
     #[command(subcommand)]
     Hooks(hooks::HooksCmd),
+    /// The work queue: add, claim, finish and inspect tasks; `work` runs a command per task.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCmd),
 }
 
 /// The client flags: global, so every client command takes them before or after its name.
@@ -201,6 +205,7 @@ pub fn main() -> ExitCode {
                     Command::Audit(args) => audit::run(&client, args).await,
                     Command::Llm(cmd) => llm::run(&client, cmd).await,
                     Command::Locks(cmd) => locks::run(&client, cmd).await,
+                    Command::Tasks(cmd) => tasks::run(&client, cmd).await,
                     Command::Serve(_)
                     | Command::Migrate(_)
                     | Command::Config(_)

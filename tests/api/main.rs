@@ -22,6 +22,7 @@ mod migrations;
 mod rules;
 mod specs;
 mod state;
+mod tasks;
 mod telemetry;
 mod templates;
 mod validation;
