@@ -14,6 +14,8 @@ mod m20261121_000009_create_webhooks;
 mod m20261121_000010_create_audit_log;
 mod m20261121_000011_create_llm;
 mod m20261206_000012_create_fencing;
+mod m20261206_000013_create_tasks;
+mod m20261206_000014_create_locks;
 
 /// All of koor's migrations, oldest first.
 pub struct Migrator;
@@ -34,6 +36,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000010_create_audit_log::Migration),
             Box::new(m20261121_000011_create_llm::Migration),
             Box::new(m20261206_000012_create_fencing::Migration),
+            Box::new(m20261206_000013_create_tasks::Migration),
+            Box::new(m20261206_000014_create_locks::Migration),
         ]
     }
 }

@@ -14,14 +14,16 @@ use crate::batch::Outbox;
 use crate::compliance::{ComplianceDeps, ComplianceMonitor};
 use crate::config::Config;
 use crate::events::{BusSettings, EventBus};
-use crate::instances::InstanceRegistry;
+use crate::instances::{InstanceRegistry, WatchHolders};
 use crate::leases::{ExpireLeases, Fencing, LeaseSweeper};
 use crate::liveness::{LivenessMonitor, LivenessSettings};
 use crate::llm::LlmLedger;
+use crate::locks::LockTable;
 use crate::metrics::AgentMetrics;
 use crate::rules::RuleBook;
 use crate::specs::SpecRegistry;
 use crate::state::StateStore;
+use crate::tasks::TaskQueue;
 use crate::templates::TemplateLibrary;
 use crate::webhooks::{DispatchSettings, WebhookDispatcher};
 
@@ -43,8 +45,10 @@ pub struct Domains {
     pub webhooks: Addr<WebhookDispatcher>,
     pub audit: Addr<AuditLog>,
     pub llm: Addr<LlmLedger>,
+    pub locks: Addr<LockTable>,
     /// Expires the leases of every lease owner (tasks, locks) every second.
     pub leases: Addr<LeaseSweeper>,
+    pub tasks: Addr<TaskQueue>,
 }
 
 /// Loads each domain's stored data and starts its actor.
@@ -68,7 +72,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     // One fencing-token counter for every lease owner (API §22).
     let fencing = Fencing::load(db).await.map_err(StartError::Load)?;
     // Every lease owner adds itself here; the sweeper starts after them.
-    let lease_owners: Vec<actix::Recipient<ExpireLeases>> = Vec::new();
+    let mut lease_owners: Vec<actix::Recipient<ExpireLeases>> = Vec::new();
     let state = StateStore::load(db.clone(), outbox.clone(), config.write_batch_max)
         .await
         .map_err(StartError::Load)?
@@ -86,6 +90,17 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         .await
         .map_err(StartError::Load)?
         .start();
+    let locks = LockTable::load(
+        db.clone(),
+        outbox.clone(),
+        fencing.clone(),
+        config.write_batch_max,
+    )
+    .await
+    .map_err(StartError::Load)?
+    .start();
+    lease_owners.push(locks.clone().recipient());
+    instances.do_send(WatchHolders(locks.clone().recipient()));
     let liveness = LivenessMonitor::start(
         instances.clone(),
         LivenessSettings {
@@ -118,11 +133,21 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     )
     .await
     .map_err(|e| StartError::Load(sea_orm::DbErr::Custom(e)))?;
+    let tasks = TaskQueue::load(
+        db.clone(),
+        outbox.clone(),
+        config.write_batch_max,
+        fencing.clone(),
+        Some(instances.clone()),
+    )
+    .await
+    .map_err(StartError::Load)?
+    .start();
+    lease_owners.push(tasks.clone().recipient());
     let llm = LlmLedger::load(db.clone(), outbox, config.write_batch_max)
         .await
         .map_err(StartError::Load)?
         .start();
-    let _ = &fencing;
     let leases = LeaseSweeper::start(lease_owners, Some(LEASE_SWEEP));
     Ok(Domains {
         state,
@@ -137,6 +162,8 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         webhooks,
         audit,
         llm,
+        locks,
         leases,
+        tasks,
     })
 }

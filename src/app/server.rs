@@ -284,6 +284,8 @@ impl Shared {
             .app_data(web::Data::new(d.webhooks.clone()))
             .app_data(web::Data::new(d.audit.clone()))
             .app_data(web::Data::new(d.llm.clone()))
+            .app_data(web::Data::new(d.tasks.clone()))
+            .app_data(web::Data::new(d.locks.clone()))
             .app_data(self.contract_client.clone())
             .app_data(self.subscribers.clone())
             .app_data(self.telemetry.clone())
@@ -310,5 +312,7 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .configure(crate::liveness::routes)
     .configure(crate::metrics::routes)
     .configure(crate::audit::routes)
-    .configure(crate::llm::routes);
+    .configure(crate::llm::routes)
+    .configure(crate::tasks::routes)
+    .configure(crate::locks::routes);
 }

@@ -6,14 +6,17 @@ mod client;
 mod compliance;
 mod contracts;
 mod events;
+mod hooks;
 mod instances;
 mod llm;
+mod locks;
 mod migrate;
 mod rules;
 mod serve;
 mod settings;
 mod specs;
 mod state;
+mod tasks;
 mod templates;
 mod webhooks;
 
@@ -101,6 +104,15 @@ pub enum Command {
     /// LLM usage: record, list, summarize; budgets per project or instance.
     #[command(subcommand)]
     Llm(llm::LlmCmd),
+    /// Locks on files and globs: acquire, renew, release, list, check (a pre-commit check).
+    #[command(subcommand)]
+    Locks(locks::LocksCmd),
+    /// Git hooks: `install` writes a pre-commit hook running `locks check` and `validate`.
+    #[command(subcommand)]
+    Hooks(hooks::HooksCmd),
+    /// The work queue: add, claim, finish and inspect tasks; `work` runs a command per task.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCmd),
 }
 
 /// The client flags: global, so every client command takes them before or after its name.
@@ -155,6 +167,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => system.block_on(serve::run(*args)),
         Command::Migrate(args) => system.block_on(migrate::run(args)),
         Command::Config(cmd) => settings::run(cmd),
+        Command::Hooks(cmd) => hooks::run(cmd),
         command => {
             let options = ClientOptions {
                 server: cli.server,
@@ -191,9 +204,12 @@ pub fn main() -> ExitCode {
                     Command::Webhooks(cmd) => webhooks::run(&client, cmd).await,
                     Command::Audit(args) => audit::run(&client, args).await,
                     Command::Llm(cmd) => llm::run(&client, cmd).await,
-                    Command::Serve(_) | Command::Migrate(_) | Command::Config(_) => {
-                        ExitCode::from(2)
-                    }
+                    Command::Locks(cmd) => locks::run(&client, cmd).await,
+                    Command::Tasks(cmd) => tasks::run(&client, cmd).await,
+                    Command::Serve(_)
+                    | Command::Migrate(_)
+                    | Command::Config(_)
+                    | Command::Hooks(_) => ExitCode::from(2),
                 }
             })
         }

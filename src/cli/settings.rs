@@ -1,5 +1,5 @@
-//! Client settings in `./settings.json` (keys `server` and `token`; other keys, such as
-//! the server's own settings, are preserved).
+//! Client settings in `./settings.json` (keys `server`, `token` and `instance`; other keys,
+//! such as the server's own settings, are preserved).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -11,7 +11,8 @@ const FILE: &str = "settings.json";
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCmd {
-    /// Write `server` or `token` into ./settings.json.
+    /// Write `server`, `token` or `instance` (the agent this client acts as) into
+    /// ./settings.json.
     Set { key: SettingKey, value: String },
 }
 
@@ -19,6 +20,7 @@ pub enum ConfigCmd {
 pub enum SettingKey {
     Server,
     Token,
+    Instance,
 }
 
 /// Reads ./settings.json as a JSON object (empty when absent).
@@ -43,6 +45,15 @@ pub fn get(key: &str) -> Result<Option<String>, String> {
         .map(str::to_string))
 }
 
+/// The agent instance this client acts as (the holder of its locks): `KOOR_INSTANCE`, else
+/// the `instance` key of ./settings.json.
+pub fn instance() -> Result<Option<String>, String> {
+    match std::env::var("KOOR_INSTANCE") {
+        Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().to_string())),
+        _ => get("instance"),
+    }
+}
+
 pub fn run(cmd: ConfigCmd) -> ExitCode {
     let ConfigCmd::Set { key, value } = cmd;
     let path = Path::new(FILE);
@@ -56,6 +67,7 @@ pub fn run(cmd: ConfigCmd) -> ExitCode {
     let name = match key {
         SettingKey::Server => "server",
         SettingKey::Token => "token",
+        SettingKey::Instance => "instance",
     };
     map.insert(name.to_string(), Value::String(value));
     let text = match serde_json::to_string_pretty(&Value::Object(map)) {

@@ -38,6 +38,8 @@ pub const PAGES: &[&str] = &[
     "/webhooks",
     "/compliance",
     "/audit",
+    "/tasks",
+    "/locks",
 ];
 
 /// Registers the pages, the assets and the session routes (the API routes are mounted

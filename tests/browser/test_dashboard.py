@@ -328,6 +328,134 @@ def test_webhooks_compliance_and_audit_pages(koor, ui, receiver):
     expect(rows).to_contain_text("ci-hook")
 
 
+def test_tasks_queues_leases_and_retry(koor, ui):
+    agent = koor.post("/api/instances/register", json={"name": "build-agent", "workspace": "fleet"})
+    first = koor.post("/api/tasks", json={"queue": "builds", "payload": {"ref": "main"}, "priority": 5, "max_attempts": 2})
+    second = koor.post("/api/tasks", json={"queue": "builds", "payload": {"ref": "dev"}, "max_attempts": 2})
+    docs = koor.post("/api/tasks", json={"queue": "docs", "payload": {"page": "guide"}})
+
+    page = ui.open(koor.dash_url + "/tasks")
+    builds = page.locator('[data-testid="queue-row"][data-queue="builds"]')
+    expect(builds.get_by_test_id("queue-queued")).to_have_text("2")
+    expect(builds.get_by_test_id("queue-leased")).to_have_text("0")
+    expect(builds.get_by_test_id("queue-oldest").locator("time")).to_have_attribute("title", ISO)
+    expect(page.locator('[data-testid="queue-row"][data-queue="docs"]').get_by_test_id("queue-queued")).to_have_text("1")
+    expect(page.get_by_test_id("task-row")).to_have_count(3)
+    expect(page.get_by_test_id("task-tab-all")).to_contain_text("3")
+    ui.wait_live()
+    ui.mark()
+
+    def row(task):
+        return page.locator(f'[data-testid="task-row"][data-task="{task["id"]}"]')
+
+    def claim():
+        got = koor.post("/api/tasks/claim", json={"holder": agent["id"], "queue": "builds", "lease_seconds": 120})["task"]
+        assert got["id"] == first["id"], got
+        return got["lease"]["token"]
+
+    # A claim over REST shows live: leased to the agent (by name), with its lease expiry.
+    token = claim()
+    expect(row(first).get_by_test_id("task-status")).to_have_text("leased", timeout=LIVE_MS)
+    expect(row(first).get_by_test_id("task-holder")).to_have_text("build-agent")
+    expect(row(first)).to_contain_text(re.compile(r"lease ends in \d+ (s|min)"))
+    expect(builds.get_by_test_id("queue-leased")).to_have_text("1", timeout=LIVE_MS)
+    expect(builds.get_by_test_id("queue-queued")).to_have_text("1")
+    expect(row(second).get_by_test_id("task-cancel")).to_be_visible()
+    expect(row(first).get_by_test_id("task-retry")).to_have_count(0)
+
+    # Failing it until max_attempts makes it dead; each step shows live.
+    koor.post(f"/api/tasks/{first['id']}/fail", json={"token": token, "error": "linker error", "retry_after_seconds": 0})
+    expect(row(first).get_by_test_id("task-status")).to_have_text("failed", timeout=LIVE_MS)
+    token = claim()
+    expect(row(first).get_by_test_id("task-attempts")).to_have_text("2 / 2", timeout=LIVE_MS)
+    koor.post(f"/api/tasks/{first['id']}/fail", json={"token": token, "error": "linker error again"})
+    expect(row(first).get_by_test_id("task-status")).to_have_text("dead", timeout=LIVE_MS)
+    expect(row(first).get_by_test_id("task-error")).to_have_text("linker error again")
+    expect(row(first).get_by_test_id("task-holder")).to_have_text("—")
+    expect(builds.get_by_test_id("queue-dead")).to_have_text("1", timeout=LIVE_MS)
+    page.get_by_test_id("task-tab-dead").click()
+    expect(page).to_have_url(re.compile(r"/tasks\?status=dead$"))
+    expect(page.get_by_test_id("task-row")).to_have_count(1)
+    ui.shot("tasks")
+
+    # Retry from the page, behind the confirmation: queued again with no attempts.
+    row(first).get_by_test_id("task-retry").click()
+    dialog = page.get_by_test_id("confirm-dialog")
+    expect(dialog).to_contain_text(f"Retry task {first['id']}?")
+    page.get_by_test_id("confirm-ok").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id("toast")).to_contain_text("queued again")
+    expect(page.get_by_test_id("tasks")).to_contain_text("No dead tasks")
+    page.get_by_test_id("task-tab-queued").click()
+    expect(row(first).get_by_test_id("task-status")).to_have_text("queued")
+    expect(row(first).get_by_test_id("task-attempts")).to_have_text("0 / 2")
+    expect(builds.get_by_test_id("queue-queued")).to_have_text("2")
+    expect(builds.get_by_test_id("queue-dead")).to_have_text("0")
+    assert koor.get(f"/api/tasks/{first['id']}")["status"] == "queued"
+
+    # Cancel is confirmed too, and can be called off.
+    row(docs).get_by_test_id("task-cancel").click()
+    expect(dialog).to_contain_text(f"Cancel task {docs['id']}?")
+    page.get_by_test_id("confirm-cancel").click()
+    expect(dialog).to_be_hidden()
+    assert koor.get(f"/api/tasks/{docs['id']}")["status"] == "queued"
+    row(docs).get_by_test_id("task-cancel").click()
+    page.get_by_test_id("confirm-ok").click()
+    expect(page.get_by_test_id("toast").filter(has_text="cancelled")).to_be_visible()
+    expect(row(docs)).to_have_count(0)  # the queued tab no longer lists it
+    assert koor.get(f"/api/tasks/{docs['id']}")["status"] == "cancelled"
+    ui.assert_not_reloaded()
+
+
+def test_tasks_empty_state_says_how_to_add(koor, ui):
+    page = ui.open(koor.dash_url + "/tasks")
+    expect(page.get_by_test_id("task-queues")).to_contain_text("koor tasks add --queue")
+    expect(page.get_by_test_id("tasks")).to_contain_text("No tasks")
+
+
+def test_locks_live_expiry_and_forced_release(koor, ui):
+    agent = koor.post("/api/instances/register", json={"name": "docs-agent", "workspace": "fleet"})
+    page = ui.open(koor.dash_url + "/locks")
+    expect(page.get_by_test_id("locks")).to_contain_text("No locks are held")
+    expect(page.get_by_test_id("locks")).to_contain_text("koor locks acquire")
+    ui.wait_live()
+    ui.mark()
+
+    lock = koor.post("/api/locks", json={"resource": "docs/**", "holder": agent["id"], "reason": "rewrite the guide",
+                                          "ttl_seconds": 600})
+    row = page.locator(f'[data-testid="lock-row"][data-lock="{lock["id"]}"]')
+    expect(row).to_be_visible(timeout=LIVE_MS)
+    expect(row).to_contain_text("docs/**")
+    expect(row).to_contain_text("exclusive")
+    expect(row).to_contain_text("rewrite the guide")
+    expect(row.get_by_test_id("lock-holder")).to_have_text("docs-agent")
+    expect(row.get_by_test_id("lock-expires").locator("time")).to_have_text(re.compile(r"^in (9|10) min$"))
+
+    # A short lock shows, then drops off when its expiry passes.
+    short = koor.post("/api/locks", json={"resource": "src/api/*.rs", "holder": agent["id"], "mode": "shared",
+                                           "ttl_seconds": 2})
+    short_row = page.locator(f'[data-testid="lock-row"][data-lock="{short["id"]}"]')
+    expect(short_row).to_contain_text("shared", timeout=LIVE_MS)
+    ui.shot("locks")
+    expect(short_row).to_have_count(0, timeout=4000)
+    expect(page.get_by_test_id("lock-row")).to_have_count(1)
+
+    # Forced release, behind the confirmation.
+    row.get_by_test_id("lock-release").click()
+    dialog = page.get_by_test_id("confirm-dialog")
+    expect(dialog).to_contain_text("Force release docs/**?")
+    expect(dialog).to_contain_text("docs-agent")
+    page.get_by_test_id("confirm-ok").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id("toast")).to_contain_text("Lock on docs/** released")
+    expect(row).to_have_count(0)
+    expect(page.get_by_test_id("locks")).to_contain_text("No locks are held")
+    assert koor.get("/api/locks") == []
+    released = [e for e in koor.get("/api/events/history?last=10") if e["topic"] == "lock.released"]
+    assert [e["data"]["cause"] for e in released] == ["forced"], released
+    ui.assert_not_reloaded()
+
+
 def test_token_prompt_and_session(koor_auth, ui):
     ui.allow_status(401)
     koor_auth.post("/api/instances/register", json={"name": "secure-agent", "workspace": "vault"})

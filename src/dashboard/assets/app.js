@@ -8,7 +8,7 @@
  *   3. session (auth token prompt) and the confirmation dialog
  *   4. the live event stream (WebSocket with resume)
  *   5. router and page lifecycle
- *   6. pages: overview, state, rules, webhooks, compliance, audit
+ *   6. pages: overview, state, rules, webhooks, compliance, audit, tasks, locks
  *   7. boot
  */
 
@@ -491,6 +491,8 @@ const ROUTES = {
   '/webhooks': { title: 'Webhooks', view: webhooksPage },
   '/compliance': { title: 'Compliance', view: compliancePage },
   '/audit': { title: 'Audit', view: auditPage },
+  '/tasks': { title: 'Tasks', view: tasksPage },
+  '/locks': { title: 'Locks', view: locksPage },
 };
 
 let page = null;
@@ -1529,6 +1531,283 @@ function auditTable(entries, filtered) {
     h('td', { class: 'mono small' }, e.resource),
     h('td', { class: 'mono small' }, e.detail === '{}' ? '' : e.detail),
     h('td', { class: 'mono small', title: e.hash }, shortHash(e.hash)))), { class: 'dense' });
+}
+
+/* ------------------------------------------------------------------ */
+/* 6g. Tasks                                                           */
+/* ------------------------------------------------------------------ */
+
+const TASK_STATUSES = ['queued', 'leased', 'failed', 'dead', 'done', 'cancelled'];
+const TASK_BADGE = { queued: 'pending', leased: 'active', failed: 'warning', done: 'ok', dead: 'error', cancelled: 'cancelled' };
+// The queue list is read from the newest tasks (there is no endpoint listing queues).
+const QUEUE_SCAN_LIMIT = 1000;
+const TASK_LIST_LIMIT = 200;
+const TASK_TOPIC = /^task\./;
+
+function tasksPageUrl(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+  const s = q.toString();
+  return s ? `/tasks?${s}` : '/tasks';
+}
+
+/** A stats answer with its oldest queued age as an instant (rounded to the second), so it can show a live relative time. */
+function taskStats(stats) {
+  const age = stats.oldest_queued_age_seconds;
+  const { oldest_queued_age_seconds: _, ...counts } = stats;
+  return {
+    ...counts,
+    oldest_queued_at: age == null ? null : new Date(Math.round((Date.now() - age * 1000) / 1000) * 1000).toISOString(),
+  };
+}
+
+function tasksPage(ctx) {
+  const queue = ctx.params.get('queue') || '';
+  const status = TASK_STATUSES.includes(ctx.params.get('status')) ? ctx.params.get('status') : '';
+  const queuesEl = h('div', { 'data-testid': 'task-queues' }, h('p', { class: 'muted' }, 'Loading…'));
+  const tabsEl = h('nav', { class: 'tabs', 'aria-label': 'Task status', 'data-testid': 'task-status-tabs' });
+  const listEl = h('div', { 'data-testid': 'tasks' }, h('p', { class: 'muted' }, 'Loading…'));
+
+  const loadQueues = refresher(ctx, queuesEl, async () => {
+    const recent = await api(`/api/tasks?limit=${QUEUE_SCAN_LIMIT}`);
+    const names = [...new Set(recent.map((t) => t.queue).concat(queue ? [queue] : []))].sort();
+    const stats = await Promise.all(names.map((q) => api(`/api/tasks/stats?queue=${enc(q)}`)));
+    return names.map((name, i) => ({ name, ...taskStats(stats[i]) }));
+  }, (queues) => queueTable(queues, queue));
+
+  const loadTasks = refresher(ctx, listEl, async () => {
+    const q = new URLSearchParams({ limit: TASK_LIST_LIMIT });
+    if (queue) q.set('queue', queue);
+    if (status) q.set('status', status);
+    const [tasks, stats, agents] = await Promise.all([
+      api(`/api/tasks?${q}`),
+      api(`/api/tasks/stats${queue ? `?queue=${enc(queue)}` : ''}`),
+      api('/api/instances'),
+    ]);
+    const { oldest_queued_age_seconds: _, ...counts } = stats;
+    return { tasks, counts, names: agents.map((i) => [i.id, i.name]) };
+  }, ({ tasks, counts, names }) => {
+    tabsEl.replaceChildren(...taskTabs(queue, status, counts));
+    return taskTable(tasks, new Map(names), { queue, status, reload });
+  });
+
+  const reload = () => { loadQueues(); loadTasks(); };
+  const refresh = debounce(reload, 150);
+  const scope = queue ? ['Tasks in queue ', code(queue)] : ['Tasks in every queue'];
+  ctx.main.append(
+    pageHead('Tasks', 'Work queues with leases: an agent claims a task, holds its lease while it works, then completes or fails it.'),
+    card('Queues', { testid: 'queues-card' }, queuesEl),
+    card(scope, {
+      testid: 'tasks-card',
+      actions: queue ? [h('a', { href: tasksPageUrl({ status }), class: 'btn small ghost', 'data-testid': 'all-queues' }, 'All queues')] : null,
+    }, tabsEl, listEl));
+  reload();
+  ctx.onEvent((ev) => {
+    if (TASK_TOPIC.test(ev.topic) || ev.topic === 'koor.lagged') refresh();
+    else if (INSTANCE_TOPIC.test(ev.topic)) loadTasks();
+  });
+  // A failed task's retry time and the queue ages pass without events; a slow look keeps them honest.
+  ctx.every(10000, reload);
+}
+
+function queueTable(queues, selected) {
+  if (!queues.length) {
+    return empty(h('strong', {}, 'No tasks yet'), ' — add one with ', code(`koor tasks add --queue builds --data '{"ref":"main"}'`),
+      ' (or POST /api/tasks); an agent takes it with ', code('koor tasks claim --queue builds'), ' or runs a worker with ',
+      code('koor tasks work --queue builds -- CMD'), '.');
+  }
+  return table(['Queue', ...TASK_STATUSES, 'Oldest queued'], queues.map((q) => h('tr', {
+    'data-testid': 'queue-row', 'data-queue': q.name, 'aria-current': q.name === selected ? 'true' : null,
+  },
+  h('td', {}, h('a', { href: tasksPageUrl({ queue: q.name }), class: 'mono' }, q.name)),
+  TASK_STATUSES.map((s) => h('td', { class: `num${q[s] && (s === 'dead' || s === 'failed') ? ' warn-text' : ''}`, 'data-testid': `queue-${s}` }, fmtInt(q[s]))),
+  h('td', { 'data-testid': 'queue-oldest' }, q.oldest_queued_at ? timeAgo(q.oldest_queued_at) : h('span', { class: 'muted' }, '—')))),
+  { class: 'dense' });
+}
+
+function taskTabs(queue, status, counts) {
+  const total = TASK_STATUSES.reduce((n, s) => n + (counts[s] || 0), 0);
+  const tab = (value, label, n) => h('a', {
+    href: tasksPageUrl({ queue, status: value }), class: 'tab', 'aria-current': status === value ? 'page' : null,
+    'data-testid': `task-tab-${value || 'all'}`,
+  }, label, ' ', h('span', { class: 'muted small' }, fmtInt(n)));
+  return [tab('', 'All', total), ...TASK_STATUSES.map((s) => tab(s, s, counts[s] || 0))];
+}
+
+function holderName(names, id) {
+  if (!id) return h('span', { class: 'muted' }, '—');
+  const name = names.get(id);
+  return name ? h('span', { title: id }, name) : h('span', { class: 'mono small', title: id }, id.length > 12 ? `${id.slice(0, 8)}…` : id);
+}
+
+/** When the task's next step is due: lease expiry, retry time, or a delayed start. */
+function taskDue(t) {
+  if (t.status === 'leased' && t.lease) return h('span', {}, 'lease ends ', timeAgo(t.lease.expires_at));
+  if (t.status === 'failed' && t.not_before) return h('span', {}, 'retry ', timeAgo(t.not_before));
+  if (t.status === 'queued' && t.not_before && parseTime(t.not_before) > Date.now()) return h('span', {}, 'not before ', timeAgo(t.not_before));
+  return h('span', { class: 'muted' }, '—');
+}
+
+function taskTable(tasks, names, { queue, status, reload }) {
+  if (!tasks.length) {
+    const where = queue ? [' in queue ', code(queue)] : [];
+    return empty(status ? [`No ${status} tasks`, where, '.'] : ['No tasks', where, ' yet. Add one with ',
+      code(`koor tasks add --queue ${queue || 'builds'} --data '{…}'`), '.']);
+  }
+  return [
+    table(['Task', 'Queue', 'Status', 'Attempts', 'Holder', 'Due', 'Created', ''], tasks.map((t) => {
+      const actions = [];
+      if (t.status === 'dead' || t.status === 'cancelled') {
+        const retry = button('Retry', async () => {
+          const ok = await confirmAction({
+            title: `Retry task ${t.id}?`,
+            message: `It goes back to queue ${t.queue} as queued, with its attempts reset to 0, and the next claim takes it.`,
+            ok: 'Retry',
+          });
+          if (ok) act(retry, () => api(`/api/tasks/${enc(t.id)}/retry`, { method: 'POST' }).then(reload), `Task ${t.id} queued again`);
+        }, { class: 'btn small', 'data-testid': 'task-retry' });
+        actions.push(retry);
+      }
+      if (t.status === 'queued' || t.status === 'leased' || t.status === 'failed') {
+        const cancel = button('Cancel', async () => {
+          const holder = t.lease && (names.get(t.lease.holder) || t.lease.holder);
+          const ok = await confirmAction({
+            title: `Cancel task ${t.id}?`,
+            message: `${holder ? `${holder} loses its lease at once, and its complete or fail will be refused. ` : ''}`
+              + 'The task is not claimed again unless someone retries it.',
+            ok: 'Cancel task',
+            danger: true,
+          });
+          if (ok) act(cancel, () => api(`/api/tasks/${enc(t.id)}/cancel`, { method: 'POST' }).then(reload), `Task ${t.id} cancelled`);
+        }, { class: 'btn small ghost', 'data-testid': 'task-cancel' });
+        actions.push(cancel);
+      }
+      const payload = compact(t.payload, 80);
+      return h('tr', { 'data-testid': 'task-row', 'data-task': t.id, 'data-status': t.status },
+        h('td', {},
+          h('span', { class: 'mono small' }, t.id),
+          t.priority ? h('span', { class: 'muted small' }, ` · priority ${t.priority}`) : null,
+          t.group ? h('span', { class: 'muted small' }, ' · group ', code(t.group)) : null,
+          payload && h('div', { class: 'muted mono small', title: JSON.stringify(t.payload, null, 2) }, payload),
+          t.error && h('div', { class: 'small warn-text', 'data-testid': 'task-error' }, t.error)),
+        h('td', {}, h('a', { href: tasksPageUrl({ queue: t.queue, status }), class: 'mono' }, t.queue)),
+        h('td', { 'data-testid': 'task-status' }, badge(t.status, TASK_BADGE[t.status])),
+        h('td', { class: 'num', 'data-testid': 'task-attempts' }, `${t.attempts} / ${t.max_attempts}`),
+        h('td', { 'data-testid': 'task-holder' }, t.lease ? holderName(names, t.lease.holder) : h('span', { class: 'muted' }, '—')),
+        h('td', { class: 'small' }, taskDue(t)),
+        h('td', {}, timeAgo(t.created_at)),
+        h('td', { class: 'row-actions' }, actions));
+    }), { class: 'dense' }),
+    tasks.length >= TASK_LIST_LIMIT && h('p', { class: 'muted small' }, `The newest ${TASK_LIST_LIMIT} are shown; pick a queue or a status to narrow the list.`),
+  ];
+}
+
+/* ------------------------------------------------------------------ */
+/* 6h. Locks                                                           */
+/* ------------------------------------------------------------------ */
+
+const LOCK_TOPIC = /^lock\./;
+const LOCK_LIST_LIMIT = 1000;
+
+function locksPage(ctx) {
+  const resource = ctx.params.get('resource') || '';
+  const listEl = h('div', { 'data-testid': 'locks' }, h('p', { class: 'muted' }, 'Loading…'));
+  let locks = [];
+  let names = new Map();
+  let loaded = false;
+  let shown = null;
+  let started = 0;
+  let applied = 0;
+
+  // Expired locks are not held: they drop off as their expiry passes, before the server's
+  // lock.expired event arrives.
+  const draw = () => {
+    if (!loaded || !ctx.alive) return;
+    const now = Date.now();
+    const held = locks.filter((l) => parseTime(l.expires_at) > now);
+    const key = JSON.stringify(held.map((l) => [l.id, l.expires_at, names.get(l.holder)]));
+    if (key === shown) return;
+    shown = key;
+    listEl.replaceChildren(...[lockTable(held, names, resource, load)].flat().filter(Boolean));
+  };
+  const load = async () => {
+    const mine = ++started;
+    try {
+      const q = new URLSearchParams({ limit: LOCK_LIST_LIMIT });
+      if (resource) q.set('resource', resource);
+      const [list, agents] = await Promise.all([api(`/api/locks?${q}`), api('/api/instances')]);
+      if (!ctx.alive || mine < applied) return;
+      applied = mine;
+      locks = list;
+      names = new Map(agents.map((i) => [i.id, i.name]));
+      loaded = true;
+      draw();
+    } catch (err) {
+      if (!ctx.alive || mine < applied) return;
+      applied = mine;
+      loaded = false;
+      shown = null;
+      if (!err.auth) listEl.replaceChildren(errorBox(err));
+    }
+  };
+
+  const input = h('input', {
+    name: 'resource', value: resource, placeholder: 'src/api/** or docs/guide.md', 'data-testid': 'lock-filter',
+    title: 'Only locks whose pattern can match a path in common with this one',
+  });
+  const filter = h('form', {
+    class: 'inline-form filters',
+    onsubmit: (e) => {
+      e.preventDefault();
+      const value = input.value.trim();
+      navigate(value ? `/locks?${new URLSearchParams({ resource: value })}` : '/locks');
+    },
+  }, field('Overlapping path or glob', input),
+  h('button', { type: 'submit', class: 'btn' }, 'Filter'),
+  resource && h('a', { href: '/locks', class: 'btn ghost' }, 'Clear'));
+
+  ctx.main.append(
+    pageHead('Locks', 'Reservations of files and other resources: a held exclusive lock keeps other agents off every path its pattern matches.'),
+    card('Held locks', { testid: 'locks-card' }, filter, listEl));
+  load();
+  const refresh = debounce(load, 100);
+  ctx.onEvent((ev) => {
+    if (LOCK_TOPIC.test(ev.topic) || INSTANCE_TOPIC.test(ev.topic) || ev.topic === 'koor.lagged') refresh();
+  });
+  ctx.every(1000, draw);
+  // Renewals publish no event: look again now and then for new expiry times.
+  ctx.every(10000, load);
+}
+
+function lockTable(locks, names, resource, reload) {
+  if (!locks.length) {
+    if (resource) return empty('No held lock overlaps ', code(resource), '.');
+    return empty(h('strong', {}, 'No locks are held'), ' — an agent reserves files before editing them with ',
+      code('koor locks acquire "src/api/**" --reason "refactor the handlers"'), '; ', code('koor locks check'),
+      ' (a pre-commit hook after ', code('koor hooks install'), ') then blocks commits that touch them.');
+  }
+  return table(['Resource', 'Mode', 'Holder', 'Reason', 'Acquired', 'Expires', 'Token', ''], locks.map((l) => {
+    const release = button('Force release', async () => {
+      const holder = names.get(l.holder) || l.holder;
+      const ok = await confirmAction({
+        title: `Force release ${l.resource}?`,
+        message: `${holder} holds this ${l.mode} lock${l.reason ? ` (“${l.reason}”)` : ''}. Releasing it without its token frees `
+          + `the resource for other agents at once; the holder's token ${l.token} no longer renews or releases it.`,
+        ok: 'Force release',
+        danger: true,
+      });
+      if (ok) act(release, () => api(`/api/locks/${enc(l.id)}`, { method: 'DELETE' }).then(reload), `Lock on ${l.resource} released`);
+    }, { class: 'btn small ghost', 'data-testid': 'lock-release' });
+    return h('tr', { 'data-testid': 'lock-row', 'data-lock': l.id },
+      h('td', {}, code(l.resource)),
+      h('td', {}, badge(l.mode, l.mode === 'exclusive' ? 'warning' : 'pending')),
+      h('td', { 'data-testid': 'lock-holder' }, holderName(names, l.holder)),
+      h('td', {}, l.reason || h('span', { class: 'muted' }, '—')),
+      h('td', {}, timeAgo(l.acquired_at)),
+      h('td', { 'data-testid': 'lock-expires' }, timeAgo(l.expires_at)),
+      h('td', { class: 'num mono small' }, l.token),
+      h('td', { class: 'row-actions' }, release));
+  }), { class: 'dense' });
 }
 
 /* ------------------------------------------------------------------ */
