@@ -46,6 +46,7 @@ pub struct Domains {
     pub llm: Addr<LlmLedger>,
     /// Expires the leases of every lease owner (tasks, locks) every second.
     pub leases: Addr<LeaseSweeper>,
+    /// The work queue, a lease owner.
     pub tasks: Addr<TaskQueue>,
 }
 
