@@ -48,6 +48,7 @@ pub struct Domains {
     pub locks: Addr<LockTable>,
     /// Expires the leases of every lease owner (tasks, locks) every second.
     pub leases: Addr<LeaseSweeper>,
+    /// The work queue, a lease owner.
     pub tasks: Addr<TaskQueue>,
 }
 

@@ -540,7 +540,8 @@ impl<'a> Overlay<'a> {
 
     fn retry(&mut self, id: &str, stored: Option<&Arc<Task>>, caller: &Caller) -> Outcome {
         let Some(t) = self.current(id).or_else(|| stored.cloned()) else {
-            return Err(TaskError::NotFound(id.to_string()));
+            // Finished since the handler looked: it reads the task and asks again.
+            return Ok(Answer::Absent(id.to_string()));
         };
         if !matches!(t.status, Status::Dead | Status::Cancelled) {
             return Err(TaskError::State {
@@ -624,8 +625,10 @@ pub struct TaskQueue {
     group_waiters: HashMap<String, Vec<oneshot::Sender<()>>>,
     /// The armed timer: when it fires, and its handle.
     timer: Option<(i64, SpawnHandle)>,
-    /// An expiry asked by the timer is queued and not yet prepared.
-    expiry_queued: bool,
+    /// An `Op::Expire` is queued and not yet prepared.
+    expiry_pending: bool,
+    /// The `now` of the last prepared batch: it expires every lease passed by then.
+    prepared_at: i64,
 }
 
 impl TaskQueue {
@@ -662,7 +665,8 @@ impl TaskQueue {
             waiters: HashMap::new(),
             group_waiters: HashMap::new(),
             timer: None,
-            expiry_queued: false,
+            expiry_pending: false,
+            prepared_at: 0,
         })
     }
 
@@ -708,12 +712,7 @@ impl TaskQueue {
     /// Arms the timer for the earliest `not_before` or lease expiry.
     fn rearm(&mut self, ctx: &mut Context<Self>) {
         let delayed = self.mem.delayed.first().map(|(at, _)| *at);
-        let expiring = self
-            .mem
-            .expiring
-            .first()
-            .map(|(at, _)| *at)
-            .filter(|_| !self.expiry_queued);
+        let expiring = self.next_expiry().filter(|_| !self.expiry_pending);
         let next = match (delayed, expiring) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -740,11 +739,31 @@ impl TaskQueue {
         for queue in self.mem.promote(now) {
             self.wake(&queue);
         }
-        if !self.expiry_queued && self.mem.passed(now).next().is_some() {
-            self.expiry_queued = true;
-            drop(self.enqueue(Op::Expire, Caller::anonymous(), ctx));
-        }
+        drop(self.expire_soon(now, ctx));
         self.rearm(ctx);
+    }
+
+    /// The earliest lease expiry that no prepared batch has covered yet.
+    fn next_expiry(&self) -> Option<i64> {
+        self.mem
+            .expiring
+            .range((self.prepared_at.saturating_add(1), String::new())..)
+            .next()
+            .map(|(at, _)| *at)
+    }
+
+    /// Queues an expiry unless one is queued, or no lease has passed since the last batch
+    /// was prepared (that batch expires the others); the receiver of the queued expiry.
+    fn expire_soon(
+        &mut self,
+        now: i64,
+        ctx: &mut Context<Self>,
+    ) -> Option<oneshot::Receiver<Outcome>> {
+        if self.expiry_pending || self.next_expiry().is_none_or(|at| at > now) {
+            return None;
+        }
+        self.expiry_pending = true;
+        Some(self.enqueue(Op::Expire, Caller::anonymous(), ctx))
     }
 
     /// A group's counts as a reader sees them now.
@@ -780,7 +799,8 @@ impl GroupCommit for TaskQueue {
         // Index-only: moving a task whose `not_before` passed into its claim index
         // changes nothing stored.
         self.mem.promote(now);
-        self.expiry_queued = false;
+        self.expiry_pending = false;
+        self.prepared_at = now;
         let mut seq = self.last_seq;
         let fencing = self.fencing.clone();
         let mut o = Overlay::new(&self.mem, now);
@@ -1043,33 +1063,56 @@ impl Handler<CancelTask> for TaskQueue {
     }
 }
 
-impl Handler<RetryTask> for TaskQueue {
-    type Result = ResponseActFuture<Self, Result<Arc<Task>, TaskError>>;
-
-    fn handle(&mut self, msg: RetryTask, ctx: &mut Self::Context) -> Self::Result {
+impl TaskQueue {
+    /// Retries a task that is not in memory: reads it, then queues the retry with it.
+    fn retry_stored(&mut self, id: String, caller: Caller) -> RetryFuture {
         let repo = self.repo.clone();
-        if self.mem.live.contains_key(&msg.id) {
-            let rx = self.enqueue(Op::Retry(msg.id, None), msg.caller, ctx);
-            return Box::pin(task_answer(rx, repo, |t| TaskError::NotFound(t.id)).into_actor(self));
-        }
-        // Finished (or unknown): read it first, then queue the retry with what was read.
-        let id = msg.id.clone();
         let lookup = {
-            let repo = repo.clone();
+            let (repo, id) = (repo.clone(), id.clone());
             async move { repo.find(&id).await }
         };
         Box::pin(lookup.into_actor(self).then(move |found, act, ctx| {
-            let fut: ResponseActFuture<Self, Result<Arc<Task>, TaskError>> = match found {
+            let next: RetryFuture = match found {
                 Err(e) => Box::pin(actix::fut::ready(Err(TaskError::from(e)))),
-                Ok(None) => Box::pin(actix::fut::ready(Err(TaskError::NotFound(msg.id)))),
+                Ok(None) => Box::pin(actix::fut::ready(Err(TaskError::NotFound(id)))),
                 Ok(Some(stored)) => {
-                    let rx =
-                        act.enqueue(Op::Retry(msg.id, Some(Arc::new(stored))), msg.caller, ctx);
+                    let rx = act.enqueue(Op::Retry(id, Some(Arc::new(stored))), caller, ctx);
                     Box::pin(task_answer(rx, repo, |t| TaskError::NotFound(t.id)).into_actor(act))
                 }
             };
-            fut
+            next
         }))
+    }
+}
+
+type RetryFuture = ResponseActFuture<TaskQueue, Result<Arc<Task>, TaskError>>;
+
+impl Handler<RetryTask> for TaskQueue {
+    type Result = RetryFuture;
+
+    fn handle(&mut self, msg: RetryTask, ctx: &mut Self::Context) -> Self::Result {
+        if !self.mem.live.contains_key(&msg.id) {
+            return self.retry_stored(msg.id, msg.caller);
+        }
+        // In memory: not finished, so a conflict, unless a batch finishes it before this
+        // retry is prepared (then it is read from storage and retried).
+        let rx = self.enqueue(Op::Retry(msg.id, None), msg.caller.clone(), ctx);
+        let caller = msg.caller;
+        Box::pin(
+            async move { rx.await.map_err(|_| TaskError::Unavailable)? }
+                .into_actor(self)
+                .then(move |outcome, act, _| {
+                    let next: RetryFuture = match outcome {
+                        Ok(Answer::Absent(id)) => act.retry_stored(id, caller),
+                        Ok(Answer::Task(t)) => Box::pin(actix::fut::ready(Ok(t))),
+                        Ok(other) => Box::pin(actix::fut::ready(Err(TaskError::Storage(format!(
+                            "unexpected answer {other:?}"
+                        ))))),
+                        Err(e) => Box::pin(actix::fut::ready(Err(e))),
+                    };
+                    next
+                }),
+        )
     }
 }
 
@@ -1180,10 +1223,9 @@ impl Handler<ExpireLeases> for TaskQueue {
             waiters.retain(|w| !w.is_closed());
         }
         self.group_waiters.retain(|_, w| !w.is_empty());
-        if self.mem.passed(now_micros()).next().is_none() {
+        let Some(rx) = self.expire_soon(now_micros(), ctx) else {
             return Box::pin(async { 0 });
-        }
-        let rx = self.enqueue(Op::Expire, Caller::anonymous(), ctx);
+        };
         Box::pin(async move {
             match rx.await {
                 Ok(Ok(Answer::Expired(n))) => n,
