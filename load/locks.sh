@@ -2,11 +2,12 @@
 # Locks (API §24), against a fresh server on 127.0.0.1:
 #   1. acquire+release throughput: wrk, every connection acquiring a lock of its own and
 #      releasing it with its token (load/wrk/locks.lua); pairs/s = requests/s / 2;
-#   2. POST /api/locks/check of PATHS paths against GLOBS held globs of other holders, two
-#      ways: realistic globs (literal first segments, as agents lock folders and files) and
-#      the worst case (every glob starts with `**`, so every glob is a candidate for every
-#      path). Prints min / median / max of CHECKS timed checks and fails (exit 1) when the
-#      realistic median is not under LIMIT_MS.
+#   2. POST /api/locks/check of PATHS paths against GLOBS held globs of other holders, three
+#      ways: realistic globs (literal first segments, as agents lock folders and files),
+#      anchored (every glob starts with `**` but names a folder or file: `**/m7/*.rs`) and
+#      the worst case (no literal segment at all: `**/*m7*.rs`, so every glob is a
+#      candidate for every path). Prints min / median / max of CHECKS timed checks and
+#      fails (exit 1) when the realistic median is not under LIMIT_MS.
 # Usage: load/locks.sh
 # Env: KOOR_BIN (else cargo build --release), WRK_THREADS (2), WRK_CONNECTIONS (32),
 #      WRK_DURATION (10s), PATHS (1000), GLOBS (1000), CHECKS (20), LIMIT_MS (50).
@@ -85,13 +86,15 @@ holders = [call("POST", "/api/instances/register", {"name": f"owner-{i}"})["id"]
 me = call("POST", "/api/instances/register", {"name": "me"})["id"]
 # Globs as agents take them: a module's folder, its Rust files, a doc page, a generated file.
 def glob(i):
-    if kind == "worst":
+    if kind == "anchored":
         return [f"**/m{i}/*.rs", f"**/doc{i}.md", f"**/gen{i}/**"][i % 3]
+    if kind == "worst":
+        return [f"**/*m{i}*.rs", f"**/doc{i}*.md", f"*/gen{i}*/**"][i % 3]
     return [f"src/m{i}/**", f"crates/c{i % 50}/src/m{i}/*.rs", f"docs/d{i % 20}/page{i}.md",
             f"gen/**/out{i}.json", f"src/m{i}/[a-f]*.rs"][i % 5]
 for i in range(globs_n):
-    # The worst case's globs overlap each other (`**/gen1/**` x `**/m0/*.rs`): all shared.
-    shared = kind == "worst" or i % 2 == 1
+    # Wildcard-first globs overlap each other (`**/gen1/**` x `**/m0/*.rs`): all shared.
+    shared = kind != "realistic" or i % 2 == 1
     call("POST", "/api/locks", {"resource": glob(i), "holder": holders[i % 10], "mode": "shared" if shared else "exclusive"})
 # Paths as a commit stages them: half under a locked module, the rest free.
 def path(j):
@@ -116,4 +119,5 @@ PY
 
 echo "== check: $PATHS paths against $GLOBS held globs"
 check realistic
+check anchored
 check worst

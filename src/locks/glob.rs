@@ -168,6 +168,18 @@ impl Pattern {
         })
     }
 
+    /// The first literal segment after the literal prefix (`m7` in `**/m7/*.rs`), if any:
+    /// every path the pattern matches has a segment equal to it.
+    pub fn anchor(&self) -> Option<&str> {
+        self.segs
+            .iter()
+            .skip_while(|s| matches!(s, Seg::Lit(_)))
+            .find_map(|s| match s {
+                Seg::Lit(l) => Some(l.as_str()),
+                _ => None,
+            })
+    }
+
     /// True when the literal `path` matches this pattern.
     pub fn matches(&self, path: &LockPath) -> bool {
         match_segments(&self.segs, &path.segs)
@@ -871,6 +883,10 @@ mod tests {
         assert_eq!(prefix("src/*.rs"), "src");
         assert_eq!(prefix("**/x"), "");
         assert_eq!(prefix("a/\\*/b"), "a/*/b");
+        assert_eq!(pat("**/m7/*.rs").anchor(), Some("m7"));
+        assert_eq!(pat("src/*/x/**/y").anchor(), Some("x"));
+        assert_eq!(pat("src/**/*.rs").anchor(), None);
+        assert_eq!(pat("src/a.rs").anchor(), None);
     }
 
     #[test]
