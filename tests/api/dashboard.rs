@@ -40,6 +40,8 @@ async fn pages_and_assets_are_served_from_the_binary() {
         "/webhooks",
         "/compliance",
         "/audit",
+        "/tasks",
+        "/locks",
     ] {
         let resp = http.get(format!("{dash}{page}")).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{page}");
