@@ -34,7 +34,7 @@ trap stop EXIT
 start() {
   DIR="$(mktemp -d)"
   PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  (cd "$DIR" && env -u KOOR_AUTH_TOKEN -u KOOR_BIND -u KOOR_DATA_DIR "$KOOR_BIN" serve \
+  (cd "$DIR" && exec env -u KOOR_AUTH_TOKEN -u KOOR_BIND -u KOOR_DATA_DIR "$KOOR_BIN" serve \
     --bind "127.0.0.1:$PORT" --data-dir "$DIR" --dashboard-bind "" --log-level warn \
     --liveness-interval 0 --compliance-interval 0 "$@" >"$DIR/log" 2>&1) &
   PID=$!
