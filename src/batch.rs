@@ -193,19 +193,9 @@ impl<Op, Out> WritePath<Op, Out> {
         }
     }
 
-    /// The database handle (for reads).
-    pub fn db(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
     /// The outbox (for an actor that also commits outside its queue).
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
-    }
-
-    /// Writes waiting for a batch (not counting the one in flight).
-    pub fn backlog(&self) -> usize {
-        self.queue.len()
     }
 }
 
