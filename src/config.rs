@@ -123,6 +123,13 @@ pub struct Config {
     /// Extra `Host` names (or `host:port`) MCP accepts besides loopback and the bind host;
     /// `*` accepts any host.
     pub mcp_allowed_hosts: Vec<String>,
+    /// Where the data lives: `sqlite://…` or `postgres://…`; `None` is `data.db` in the
+    /// data directory.
+    pub database_url: Option<String>,
+    /// The URL other cluster members forward mutations to (default: the bind address).
+    pub advertise_url: Option<String>,
+    /// How long a cluster leader may be silent before another member takes over.
+    pub failover: Duration,
 }
 
 /// The Standard Webhooks retry schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -153,6 +160,9 @@ impl Default for Config {
                 .collect(),
             webhook_block_private: false,
             mcp_allowed_hosts: Vec::new(),
+            database_url: None,
+            advertise_url: None,
+            failover: Duration::from_secs(10),
         }
     }
 }
@@ -161,9 +171,18 @@ impl Default for Config {
 pub const DEFAULT_EVENT_RETENTION: u64 = 100_000;
 
 impl Config {
-    /// The SQLite database file.
+    /// The SQLite database file of the default storage.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("data.db")
+    }
+
+    /// Where the data lives: `database_url` (checked when the configuration was resolved),
+    /// else the SQLite file [`Config::database_path`].
+    pub fn database(&self) -> crate::db::Target {
+        self.database_url
+            .as_deref()
+            .and_then(|url| crate::db::Target::parse(url, &self.data_dir).ok())
+            .unwrap_or_else(|| crate::db::Target::Sqlite(self.database_path()))
     }
 }
 
@@ -291,6 +310,22 @@ server_settings! {
     /// bind host.
     #[arg(long, env = "KOOR_MCP_ALLOWED_HOSTS", value_name = "LIST")]
     mcp_allowed_hosts: String,
+    /// Where the data lives: sqlite://PATH or postgres://USER@HOST/DB (default: data.db in
+    /// the data directory).
+    #[arg(long, env = "KOOR_DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    database_url: String,
+    /// The URL other cluster members forward mutations to (default: the bind address).
+    #[arg(long, env = "KOOR_ADVERTISE_URL", value_name = "URL")]
+    advertise_url: String,
+    /// Seconds a cluster leader may be unreachable before another member takes over
+    /// (default 10).
+    #[arg(
+        long = "failover-seconds",
+        env = "KOOR_FAILOVER_SECONDS",
+        value_name = "SECONDS",
+        value_parser = seconds()
+    )]
+    failover_seconds: f64,
 }
 
 impl ServerSettings {
@@ -472,6 +507,7 @@ const RANGES: &[Range] = &[
     Range::seconds("webhook_timeout_seconds", true, |s| {
         s.webhook_timeout_seconds
     }),
+    Range::seconds("failover_seconds", true, |s| s.failover_seconds),
     Range::count("event_retention", None, |s| count(s.event_retention)),
     Range::count("max_body_bytes", Some(1 << 30), |s| count(s.max_body_bytes)),
     Range::count("write_batch_max", Some(100_000), |s| {
@@ -621,6 +657,12 @@ impl Config {
                     .max(Duration::from_secs(1)),
             ),
         };
+        let database_url = o.database_url.filter(|u| !u.is_empty());
+        if let Some(url) = &database_url {
+            crate::db::Target::parse(url, Path::new(".")).map_err(|expected| {
+                ConfigError::invalid("database_url", &crate::db::redact(url), &expected)
+            })?;
+        }
         let webhook_retry_schedule = match o.webhook_retry_schedule {
             Some(raw) => parse_schedule(&raw)?,
             None => d.webhook_retry_schedule,
@@ -665,6 +707,11 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or(d.mcp_allowed_hosts),
+            database_url,
+            advertise_url: o.advertise_url.filter(|u| !u.is_empty()),
+            failover: o
+                .failover_seconds
+                .map_or(d.failover, Duration::from_secs_f64),
         })
     }
 }

@@ -1,18 +1,108 @@
-//! The SQLite connection: one file `{data_dir}/data.db`, WAL, `synchronous=FULL` (an
-//! acknowledged write survives `kill -9` and power loss), foreign keys on, a busy
-//! timeout, and an explicit pool size.
+//! The storage boundary: everything that differs between the two backends lives here.
+//!
+//! - **SQLite** (the default): one file `{data_dir}/data.db`, WAL, `synchronous=FULL` (an
+//!   acknowledged write survives `kill -9` and power loss), foreign keys on, a busy
+//!   timeout, and an explicit pool size. A write transaction starts with `BEGIN IMMEDIATE`,
+//!   which takes SQLite's one write lock.
+//! - **PostgreSQL** (`postgres://…`): a pool on the server's database. A write transaction
+//!   takes a transaction-level advisory lock first ([`WRITE_LOCK`]), so write transactions
+//!   run one at a time across every connection and every process on the database, exactly
+//!   as under SQLite's write lock: the journal's heads read inside a write transaction are
+//!   the heads it extends, event ids stay dense and in commit order, and the audit chain
+//!   stays one chain. PostgreSQL's `synchronous_commit` (on by default) makes a commit
+//!   durable before it is acknowledged.
+//!
+//! The domains write portable SQL through sea-query; the few raw statements go through
+//! [`statement`] (which numbers `?` placeholders for PostgreSQL) and the dialect helpers
+//! below.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    EntityTrait, QueryFilter, Select, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, Select, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait, Value,
 };
 
-/// Opens (creating if needed) the database at `path` with a pool of `pool_size` connections.
+/// Where the data lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by its `postgres://` URL.
+    Postgres(String),
+}
+
+impl Target {
+    /// Parses a `--database-url`: `sqlite://PATH` (a relative path is taken from
+    /// `data_dir`) or `postgres://…` / `postgresql://…`.
+    pub fn parse(url: &str, data_dir: &Path) -> Result<Target, String> {
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let path = rest.split('?').next().unwrap_or_default();
+            if path.is_empty() {
+                return Err("a sqlite:// URL with a file path".into());
+            }
+            let path = Path::new(path);
+            return Ok(Target::Sqlite(if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                data_dir.join(path)
+            }));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Target::Postgres(url.to_string()));
+        }
+        Err("a sqlite:// or postgres:// URL".into())
+    }
+
+    /// A description for messages that never shows a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Sqlite(path) => path.display().to_string(),
+            Target::Postgres(url) => redact(url),
+        }
+    }
+}
+
+/// `url` without its password.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Opens the database of `target` with a pool of `pool_size` connections.
+pub async fn open(target: &Target, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
+    match target {
+        Target::Sqlite(path) => connect(path, pool_size).await,
+        Target::Postgres(url) => {
+            let mut options = ConnectOptions::new(url.clone());
+            options
+                .max_connections(pool_size)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .sqlx_logging(false);
+            Database::connect(options).await
+        }
+    }
+}
+
+/// Opens (creating if needed) the SQLite database at `path` with a pool of `pool_size`
+/// connections.
 pub async fn connect(path: &Path, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
     // The real path is set through the sqlx options, not the URL, so any file name works;
     // the URL only selects the SQLite driver (an on-disk database, never `:memory:`).
@@ -38,9 +128,37 @@ pub async fn connect(path: &Path, pool_size: u32) -> Result<DatabaseConnection, 
     Database::connect(options).await
 }
 
-/// Applies every pending migration.
+/// The advisory lock key every PostgreSQL write transaction takes (`koor` in ASCII).
+pub const WRITE_LOCK: i64 = 0x6b6f_6f72;
+
+/// The advisory lock key held while migrations run, so members starting together migrate
+/// one at a time.
+pub const MIGRATE_LOCK: i64 = 0x6b6f_6f72_6d69;
+
+/// Applies every pending migration. On PostgreSQL the migrations run on one connection
+/// that holds [`MIGRATE_LOCK`], so members starting at once never race on the schema.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    let lock = |f: &str| {
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT {f}($1)"),
+            [MIGRATE_LOCK.into()],
+        )
+    };
+    // A transaction pins one connection; the session lock is taken and released on it.
+    let txn = db.begin().await?;
+    txn.execute_raw(lock("pg_advisory_xact_lock")).await?;
+    let result = Migrator::up(&txn, None).await;
+    match result {
+        Ok(()) => txn.commit().await,
+        Err(e) => {
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
 }
 
 /// Restricts `q` to rows whose `column` (unix microseconds) lies in `from..=to`; `None`
@@ -61,14 +179,157 @@ pub fn within<E: EntityTrait>(
     }
 }
 
-/// Starts a write transaction with `BEGIN IMMEDIATE`. Several actors write to the one
-/// database file; a deferred transaction that reads first and writes later can fail with
-/// `SQLITE_BUSY` (its snapshot went stale when another actor committed), which the busy
-/// timeout does not retry. Taking the write lock up front makes the busy timeout apply.
+/// Starts a write transaction.
+///
+/// SQLite: `BEGIN IMMEDIATE`. Several actors write to the one database file; a deferred
+/// transaction that reads first and writes later can fail with `SQLITE_BUSY` (its snapshot
+/// went stale when another actor committed), which the busy timeout does not retry. Taking
+/// the write lock up front makes the busy timeout apply.
+///
+/// PostgreSQL: `BEGIN`, then the transaction-level advisory lock [`WRITE_LOCK`], held until
+/// the commit. Every later statement of the transaction sees every write committed before
+/// it (READ COMMITTED takes a snapshot per statement), as under SQLite's lock.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    })
-    .await
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db.begin().await?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [WRITE_LOCK.into()],
+            ))
+            .await?;
+            Ok(txn)
+        }
+        _ => {
+            db.begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+        }
+    }
+}
+
+/// A raw statement for `backend`, written with `?` placeholders (numbered `$1, $2, …` for
+/// PostgreSQL). The SQL must hold no `?` other than placeholders.
+pub fn statement(backend: DbBackend, sql: impl Into<String>, values: Vec<Value>) -> Statement {
+    let sql = sql.into();
+    let sql = if backend == DbBackend::Postgres {
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    } else {
+        sql
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// The larger of two SQL expressions (`MAX(a, b)` in SQLite, `GREATEST(a, b)` in
+/// PostgreSQL).
+pub fn greatest(backend: DbBackend, a: &str, b: &str) -> String {
+    match backend {
+        DbBackend::Postgres => format!("GREATEST({a}, {b})"),
+        _ => format!("MAX({a}, {b})"),
+    }
+}
+
+/// SQL for the highest id ever assigned in `table` (0 when none). SQLite remembers the ids
+/// of pruned rows of an AUTOINCREMENT table in `sqlite_sequence`. On PostgreSQL the ids
+/// are assigned by koor itself under [`WRITE_LOCK`] and the highest row is never deleted
+/// (event pruning keeps at least one event; LLM records are never deleted), so the
+/// largest stored id is the highest ever assigned.
+pub fn highest_id_sql(backend: DbBackend, table: &str) -> String {
+    match backend {
+        DbBackend::Postgres => format!("SELECT COALESCE(MAX(id), 0) FROM {table}"),
+        _ => format!(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{table}'), 0), \
+             COALESCE((SELECT MAX(id) FROM {table}), 0))"
+        ),
+    }
+}
+
+/// Runs `statements` in order. SQLite gets them as one multi-statement execution (its
+/// driver binds each statement's parameters in turn from the concatenated values: one
+/// round trip to the connection's thread); PostgreSQL, whose extended protocol takes one
+/// statement per execution, gets them one by one.
+pub async fn execute_all<C: ConnectionTrait>(
+    conn: &C,
+    statements: Vec<Statement>,
+) -> Result<(), DbErr> {
+    let backend = conn.get_database_backend();
+    if statements.len() <= 1 || backend == DbBackend::Postgres {
+        for statement in statements {
+            conn.execute_raw(statement).await?;
+        }
+        return Ok(());
+    }
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for statement in statements {
+        sql.push_str(&statement.sql);
+        sql.push_str(";\n");
+        if let Some(v) = statement.values {
+            values.extend(v.0);
+        }
+    }
+    conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_select_the_backend() {
+        let dir = Path::new("/data");
+        assert_eq!(
+            Target::parse("sqlite://koor.db", dir),
+            Ok(Target::Sqlite(PathBuf::from("/data/koor.db")))
+        );
+        assert_eq!(
+            Target::parse("sqlite:///var/k.db?mode=rwc", dir),
+            Ok(Target::Sqlite(PathBuf::from("/var/k.db")))
+        );
+        assert!(matches!(
+            Target::parse("postgres://u@h/db", dir),
+            Ok(Target::Postgres(_))
+        ));
+        assert!(Target::parse("sqlite://", dir).is_err());
+        assert!(Target::parse("mysql://h/db", dir).is_err());
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u@h:5432/db"
+        );
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        let t = Target::Postgres("postgresql://a:b@c/d".into());
+        assert_eq!(t.describe(), "postgresql://a@c/d");
+    }
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        let s = statement(
+            DbBackend::Postgres,
+            "SELECT ? + ?",
+            vec![1.into(), 2.into()],
+        );
+        assert_eq!(s.sql, "SELECT $1 + $2");
+        let s = statement(DbBackend::Sqlite, "SELECT ?", vec![1.into()]);
+        assert_eq!(s.sql, "SELECT ?");
+    }
 }

@@ -8,9 +8,10 @@
 //!
 //! Two sequences are shared by every domain: event ids and the audit hash chain. Each is
 //! continued by [`append_in`] from its stored head, read inside the writer's transaction.
-//! SQLite runs one write transaction at a time (`BEGIN IMMEDIATE` takes the write lock
-//! first), so the head a transaction reads is the head it extends: ids are dense and in
-//! commit order, and the chain is a single chain across domains. Nothing is cached in
+//! Write transactions run one at a time (SQLite's `BEGIN IMMEDIATE` takes the write lock
+//! first; on PostgreSQL every write transaction takes one advisory lock first, see
+//! [`crate::db::begin_write`]), so the head a transaction reads is the head it extends:
+//! ids are dense and in commit order, and the chain is a single chain across domains. Nothing is cached in
 //! memory that a failed commit could leave wrong.
 //!
 //! The journal owns no table. The audit domain reads `audit_log` and verifies the chain;
@@ -35,9 +36,9 @@ pub struct Records {
     pub audit: Vec<Audit>,
     /// Events to store and, after the commit, fan out.
     pub events: Vec<Publish>,
-    /// The domain's own last statements (inserts nothing in the batch reads back), sent to
-    /// SQLite together with the journal's inserts: one round trip to the connection's
-    /// thread instead of one per statement.
+    /// The domain's own last statements (inserts nothing in the batch reads back), sent
+    /// together with the journal's inserts (on SQLite one round trip to the connection's
+    /// thread instead of one per statement).
     pub deferred: Vec<Statement>,
 }
 
@@ -101,52 +102,27 @@ pub async fn append_in<C: ConnectionTrait>(
     }
     let mut statements = records.deferred;
     if !records.events.is_empty() || !records.audit.is_empty() {
+        let backend = txn.get_database_backend();
         let heads = Heads::read(txn).await?;
         let now = now.max(heads.newest);
         if !records.events.is_empty() {
-            let (events, inserts) = stamp_events(records.events, heads.event_id, now);
+            let (events, inserts) = stamp_events(backend, records.events, heads.event_id, now);
             stamped.events = events;
             statements.extend(inserts);
         }
         if !records.audit.is_empty() {
-            let (last, inserts) =
-                chain_audit(records.audit, (heads.audit_id, heads.audit_hash), now);
+            let (last, inserts) = chain_audit(
+                backend,
+                records.audit,
+                (heads.audit_id, heads.audit_hash),
+                now,
+            );
             stamped.last_audit_id = last;
             statements.extend(inserts);
         }
     }
-    execute_together(txn, statements).await?;
+    crate::db::execute_all(txn, statements).await?;
     Ok(stamped)
-}
-
-/// Runs `statements` in order as one multi-statement execution (SQLite binds each
-/// statement's parameters in turn from the concatenated values).
-async fn execute_together<C: ConnectionTrait>(
-    txn: &C,
-    statements: Vec<Statement>,
-) -> Result<(), DbErr> {
-    if statements.len() <= 1 {
-        for statement in statements {
-            txn.execute_raw(statement).await?;
-        }
-        return Ok(());
-    }
-    let mut sql = String::new();
-    let mut values = Vec::new();
-    for statement in statements {
-        sql.push_str(&statement.sql);
-        sql.push_str(";\n");
-        if let Some(v) = statement.values {
-            values.extend(v.0);
-        }
-    }
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Sqlite,
-        sql,
-        values,
-    ))
-    .await?;
-    Ok(())
 }
 
 /// Where the two shared sequences stand: the highest event id ever assigned, the newest
@@ -160,15 +136,21 @@ struct Heads {
 
 impl Heads {
     async fn read<C: ConnectionTrait>(conn: &C) -> Result<Self, DbErr> {
+        let backend = conn.get_database_backend();
+        let newest = crate::db::greatest(
+            backend,
+            "COALESCE((SELECT timestamp FROM audit_log ORDER BY id DESC LIMIT 1), 0)",
+            "COALESCE((SELECT created_at FROM events ORDER BY id DESC LIMIT 1), 0)",
+        );
         let sql = format!(
-            "SELECT ({EVENT_HEAD}), \
+            "SELECT ({}), \
              COALESCE((SELECT id FROM audit_log ORDER BY id DESC LIMIT 1), 0), \
              COALESCE((SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1), ''), \
-             MAX(COALESCE((SELECT timestamp FROM audit_log ORDER BY id DESC LIMIT 1), 0), \
-                 COALESCE((SELECT created_at FROM events ORDER BY id DESC LIMIT 1), 0))"
+             {newest}",
+            crate::db::highest_id_sql(backend, "events")
         );
         let row = conn
-            .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .query_one_raw(Statement::from_string(backend, sql))
             .await?
             .ok_or_else(|| DbErr::Custom("the journal heads query returned no row".into()))?;
         let audit_id: i64 = row.try_get_by_index(1)?;
@@ -186,16 +168,15 @@ impl Heads {
     }
 }
 
-/// The highest event id ever assigned: `events` is an AUTOINCREMENT table, so
-/// `sqlite_sequence` remembers ids whose rows were pruned.
-const EVENT_HEAD: &str = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), \
-                          COALESCE((SELECT MAX(id) FROM events), 0))";
-
-/// The highest event id ever assigned (0 if none), pruned ones included: `events` is an
-/// AUTOINCREMENT table, so `sqlite_sequence` remembers ids whose rows are gone.
+/// The highest event id ever assigned (0 if none), pruned ones included (see
+/// [`crate::db::highest_id_sql`]).
 pub async fn last_event_id<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
+    let backend = conn.get_database_backend();
     let row = conn
-        .query_one_raw(Statement::from_string(DbBackend::Sqlite, EVENT_HEAD))
+        .query_one_raw(Statement::from_string(
+            backend,
+            crate::db::highest_id_sql(backend, "events"),
+        ))
         .await?;
     Ok(match row {
         Some(r) => r.try_get_by_index::<i64>(0)?,
@@ -204,7 +185,12 @@ pub async fn last_event_id<C: ConnectionTrait>(conn: &C) -> Result<i64, DbErr> {
 }
 
 /// Gives `events` the ids after `head` and returns them with their inserts.
-fn stamp_events(events: Vec<Publish>, head: i64, now: i64) -> (Vec<Arc<Event>>, Vec<Statement>) {
+fn stamp_events(
+    backend: DbBackend,
+    events: Vec<Publish>,
+    head: i64,
+    now: i64,
+) -> (Vec<Arc<Event>>, Vec<Statement>) {
     let mut id = head;
     let stored: Vec<Arc<Event>> = events
         .into_iter()
@@ -229,7 +215,7 @@ fn stamp_events(events: Vec<Publish>, head: i64, now: i64) -> (Vec<Arc<Event>>, 
                 source: Set(e.source.clone()),
                 created_at: Set(e.created_at),
             }))
-            .build(DbBackend::Sqlite)
+            .build(backend)
         })
         .collect();
     (stored, inserts)
@@ -237,7 +223,12 @@ fn stamp_events(events: Vec<Publish>, head: i64, now: i64) -> (Vec<Arc<Event>>, 
 
 /// Chains `entries` to `head` (the newest stored entry's id and hash); returns the last
 /// id and the inserts.
-fn chain_audit(entries: Vec<Audit>, head: (i64, String), now: i64) -> (i64, Vec<Statement>) {
+fn chain_audit(
+    backend: DbBackend,
+    entries: Vec<Audit>,
+    head: (i64, String),
+    now: i64,
+) -> (i64, Vec<Statement>) {
     let (mut id, mut prev) = head;
     let mut rows = Vec::with_capacity(entries.len());
     for e in entries {
@@ -269,7 +260,7 @@ fn chain_audit(entries: Vec<Audit>, head: (i64, String), now: i64) -> (i64, Vec<
                 outcome: Set(r.outcome.clone()),
                 hash: Set(r.hash.clone()),
             }))
-            .build(DbBackend::Sqlite)
+            .build(backend)
         })
         .collect();
     (id, inserts)

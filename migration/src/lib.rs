@@ -17,6 +17,24 @@ mod m20261206_000012_create_fencing;
 mod m20261206_000013_create_tasks;
 mod m20261206_000014_create_locks;
 
+/// Column definitions that differ between the backends, so that one set of migrations
+/// builds the same schema on SQLite and PostgreSQL.
+pub(crate) mod portable {
+    use sea_orm_migration::prelude::*;
+    use sea_orm_migration::schema::{big_integer, pk_auto};
+
+    /// An auto-increment 64-bit primary key: SQLite's `INTEGER PRIMARY KEY AUTOINCREMENT`
+    /// (already 64-bit), PostgreSQL's `bigint` identity column.
+    pub fn id_auto<T: IntoIden>(manager: &SchemaManager, name: T) -> ColumnDef {
+        match manager.get_database_backend() {
+            sea_orm_migration::sea_orm::DbBackend::Postgres => {
+                big_integer(name).auto_increment().primary_key().take()
+            }
+            _ => pk_auto(name),
+        }
+    }
+}
+
 /// All of koor's migrations, oldest first.
 pub struct Migrator;
 

@@ -22,7 +22,7 @@ impl MigrationTrait for Migration {
                     .table(Events::Table)
                     .if_not_exists()
                     // AUTOINCREMENT: ids are never reused, even after the newest rows are pruned.
-                    .col(pk_auto(Events::Id))
+                    .col(crate::portable::id_auto(manager, Events::Id))
                     .col(string(Events::Topic))
                     .col(text(Events::Data))
                     .col(string(Events::Source))

@@ -23,7 +23,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(ComplianceRuns::Table)
                     .if_not_exists()
-                    .col(pk_auto(ComplianceRuns::Id))
+                    .col(crate::portable::id_auto(manager, ComplianceRuns::Id))
                     .col(string(ComplianceRuns::InstanceId))
                     .col(string(ComplianceRuns::Project))
                     .col(string(ComplianceRuns::Contract))

@@ -60,7 +60,7 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(WebhookDeliveries::Table)
                     .if_not_exists()
-                    .col(pk_auto(WebhookDeliveries::Id))
+                    .col(crate::portable::id_auto(manager, WebhookDeliveries::Id))
                     .col(string(WebhookDeliveries::WebhookId))
                     .col(big_integer(WebhookDeliveries::EventId))
                     .col(string(WebhookDeliveries::Topic))

@@ -53,6 +53,24 @@ impl MigrationTrait for Migration {
         // Append-only in the database too: an accidental UPDATE or DELETE is refused.
         // (A deliberate edit that drops these triggers is what the hash chain reveals.)
         let db = manager.get_connection();
+        if manager.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
+            db.execute_unprepared(
+                "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger \
+                 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
+            )
+            .await?;
+            for (name, op) in [
+                ("audit_log_no_update", "UPDATE"),
+                ("audit_log_no_delete", "DELETE"),
+            ] {
+                db.execute_unprepared(&format!(
+                    "CREATE OR REPLACE TRIGGER {name} BEFORE {op} ON audit_log \
+                     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
+                ))
+                .await?;
+            }
+            return Ok(());
+        }
         db.execute_unprepared(
             "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log \
              BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",

@@ -41,7 +41,7 @@ impl MigrationTrait for Migration {
                     .table(LlmUsage::Table)
                     .if_not_exists()
                     // AUTOINCREMENT: record ids are never reused.
-                    .col(pk_auto(LlmUsage::Id))
+                    .col(crate::portable::id_auto(manager, LlmUsage::Id))
                     .col(string(LlmUsage::InstanceId))
                     .col(string(LlmUsage::Project))
                     .col(string(LlmUsage::Provider))

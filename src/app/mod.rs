@@ -77,11 +77,11 @@ impl Application {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let db_path = config.database_path();
-        let db = crate::db::connect(&db_path, config.db_pool_size)
+        let target = config.database();
+        let db = crate::db::open(&target, config.db_pool_size)
             .await
             .map_err(|source| StartError::Database {
-                path: db_path.display().to_string(),
+                path: target.describe(),
                 source,
             })?;
         crate::db::migrate(&db).await.map_err(StartError::Migrate)?;
@@ -160,12 +160,22 @@ impl Handle {
 /// Reads the pool statistics for `/metrics`; the HTTP layer gets this reader, never the
 /// connection.
 fn pool_stats(db: DatabaseConnection) -> PoolStats {
-    PoolStats::new(move || {
-        let pool = db.get_sqlite_connection_pool();
-        PoolUse {
-            open: pool.size(),
-            idle: pool.num_idle(),
-            max: pool.options().get_max_connections(),
+    PoolStats::new(move || match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            PoolUse {
+                open: pool.size(),
+                idle: pool.num_idle(),
+                max: pool.options().get_max_connections(),
+            }
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            PoolUse {
+                open: pool.size(),
+                idle: pool.num_idle(),
+                max: pool.options().get_max_connections(),
+            }
         }
     })
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DbErr, Statement};
 
 /// Handle to the counter (cheap to clone).
 #[derive(Clone, Debug, Default)]
@@ -23,7 +23,7 @@ impl Fencing {
     pub async fn load<C: ConnectionTrait>(db: &C) -> Result<Self, DbErr> {
         let row = db
             .query_one_raw(Statement::from_string(
-                DbBackend::Sqlite,
+                db.get_database_backend(),
                 "SELECT COALESCE(MAX(last_token), 0) FROM fencing_counter",
             ))
             .await?;
@@ -49,11 +49,15 @@ impl Fencing {
     /// Raises the stored counter to `token` through `txn` (a write transaction the caller
     /// commits before handing the token out).
     pub async fn persist_in<C: ConnectionTrait>(txn: &C, token: i64) -> Result<(), DbErr> {
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Sqlite,
-            "INSERT INTO fencing_counter (id, last_token) VALUES (1, ?) \
-             ON CONFLICT (id) DO UPDATE SET last_token = MAX(last_token, excluded.last_token)",
-            [token.into()],
+        let backend = txn.get_database_backend();
+        txn.execute_raw(crate::db::statement(
+            backend,
+            format!(
+                "INSERT INTO fencing_counter (id, last_token) VALUES (1, ?) \
+                 ON CONFLICT (id) DO UPDATE SET last_token = {}",
+                crate::db::greatest(backend, "fencing_counter.last_token", "excluded.last_token")
+            ),
+            vec![token.into()],
         ))
         .await?;
         Ok(())

@@ -7,8 +7,8 @@ use entities::llm_budget;
 use entities::llm_usage::{self, Column, Entity};
 use sea_orm::sea_query::{Expr, OnConflict, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::model::{
@@ -120,10 +120,10 @@ async fn spend<C: ConnectionTrait>(
     let mut q = Entity::find()
         .select_only()
         .column_as(
-            Expr::cust("COALESCE(SUM(tokens_in + tokens_out), 0)"),
+            Expr::cust("CAST(COALESCE(SUM(tokens_in + tokens_out), 0) AS BIGINT)"),
             "tokens",
         )
-        .column_as(Expr::cust("TOTAL(cost_usd)"), "cost")
+        .column_as(Expr::cust("COALESCE(SUM(cost_usd), 0.0)"), "cost")
         .filter(scope_condition(scope))
         .filter(Column::CreatedAt.gte(since));
     if let Some(id) = before_id {
@@ -188,11 +188,11 @@ impl LlmRepository {
 
     /// The highest record id ever assigned (0 if none).
     pub async fn last_id(&self) -> Result<i64, DbErr> {
-        let sql = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'llm_usage'), 0), \
-                   COALESCE((SELECT MAX(id) FROM llm_usage), 0))";
+        let backend = self.db.get_database_backend();
+        let sql = crate::db::highest_id_sql(backend, "llm_usage");
         let row = self
             .db
-            .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .query_one_raw(Statement::from_string(backend, sql))
             .await?;
         Ok(match row {
             Some(r) => r.try_get_by_index::<i64>(0)?,
@@ -339,9 +339,9 @@ impl LlmRepository {
             crate::db::within(Entity::find(), Column::CreatedAt, from, to)
                 .select_only()
                 .column(column)
-                .column_as(Column::TokensIn.sum(), "sum_in")
-                .column_as(Column::TokensOut.sum(), "sum_out")
-                .column_as(Expr::cust("TOTAL(cost_usd)"), "sum_cost")
+                .column_as(Expr::cust("CAST(SUM(tokens_in) AS BIGINT)"), "sum_in")
+                .column_as(Expr::cust("CAST(SUM(tokens_out) AS BIGINT)"), "sum_out")
+                .column_as(Expr::cust("COALESCE(SUM(cost_usd), 0.0)"), "sum_cost")
                 .column_as(Column::Id.count(), "requests")
                 .group_by(column)
                 .into_tuple()

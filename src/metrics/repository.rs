@@ -69,7 +69,7 @@ impl MetricsRepository {
             .select_only()
             .column(Column::InstanceId)
             .column(Column::MetricName)
-            .column_as(Column::Value.sum(), "total")
+            .column_as(Expr::cust("CAST(SUM(value) AS BIGINT)"), "total")
             .group_by(Column::InstanceId)
             .group_by(Column::MetricName)
             .order_by_asc(Column::InstanceId)

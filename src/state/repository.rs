@@ -89,8 +89,8 @@ fn entry_from(m: state_version::Model) -> StateEntry {
     }
 }
 
-fn stmt(sql: String, values: Vec<Value>) -> Statement {
-    Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)
+fn stmt(backend: DbBackend, sql: String, values: Vec<Value>) -> Statement {
+    crate::db::statement(backend, sql, values)
 }
 
 impl StateRepository {
@@ -109,7 +109,7 @@ impl StateRepository {
             t = self.table
         );
         let rows = Entity::find()
-            .from_raw_sql(stmt(sql, vec![]))
+            .from_raw_sql(stmt(self.db.get_database_backend(), sql, vec![]))
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(entry_from).collect())
@@ -121,6 +121,7 @@ impl StateRepository {
         let rows = self
             .db
             .query_all_raw(stmt(
+                self.db.get_database_backend(),
                 "SELECT key, highest FROM doc_fences WHERE kind = ?".into(),
                 vec![self.table.into()],
             ))
@@ -140,7 +141,11 @@ impl StateRepository {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .db
-            .query_all_raw(stmt(sql, vec![key.into(), limit.into()]))
+            .query_all_raw(stmt(
+                self.db.get_database_backend(),
+                sql,
+                vec![key.into(), limit.into()],
+            ))
             .await?;
         rows.iter()
             .map(|r| {
@@ -227,6 +232,7 @@ impl StateRepository {
                     };
                     flush_inserts(txn, table, &mut pending).await?;
                     txn.execute_raw(stmt(
+                        txn.get_database_backend(),
                         format!("DELETE FROM {table} WHERE key = ?"),
                         vec![key.as_str().into()],
                     ))
@@ -269,12 +275,16 @@ impl StateRepository {
             changed.insert(stored.key.clone(), Some(stored.clone()));
             results.push(Ok(WriteDone::Stored(stored)));
         }
-        let deferred = insert_statement(table, &pending);
+        let deferred = insert_statement(txn.get_database_backend(), table, &pending);
         for (key, token) in &raised {
+            let backend = txn.get_database_backend();
             txn.execute_raw(stmt(
-                "INSERT INTO doc_fences (kind, key, highest) VALUES (?, ?, ?) \
-                 ON CONFLICT (kind, key) DO UPDATE SET highest = MAX(highest, excluded.highest)"
-                    .into(),
+                backend,
+                format!(
+                    "INSERT INTO doc_fences (kind, key, highest) VALUES (?, ?, ?) \
+                     ON CONFLICT (kind, key) DO UPDATE SET highest = {}",
+                    crate::db::greatest(backend, "doc_fences.highest", "excluded.highest")
+                ),
                 vec![table.into(), key.as_str().into(), (*token).into()],
             ))
             .await?;
@@ -305,7 +315,7 @@ async fn flush_inserts<C: ConnectionTrait>(
     table: &str,
     pending: &mut Vec<Arc<StateEntry>>,
 ) -> Result<(), DbErr> {
-    for statement in insert_statement(table, pending) {
+    for statement in insert_statement(db.get_database_backend(), table, pending) {
         db.execute_raw(statement).await?;
     }
     pending.clear();
@@ -313,7 +323,7 @@ async fn flush_inserts<C: ConnectionTrait>(
 }
 
 /// Multi-row INSERTs of `rows` (up to `INSERT_CHUNK` rows each).
-fn insert_statement(table: &str, rows: &[Arc<StateEntry>]) -> Vec<Statement> {
+fn insert_statement(backend: DbBackend, table: &str, rows: &[Arc<StateEntry>]) -> Vec<Statement> {
     rows.chunks(INSERT_CHUNK)
         .map(|chunk| {
             let placeholders = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
@@ -328,6 +338,7 @@ fn insert_statement(table: &str, rows: &[Arc<StateEntry>]) -> Vec<Statement> {
                 values.push(e.fencing_token.into());
             }
             stmt(
+                backend,
                 format!(
                     "INSERT INTO {table} \
                      (key, version, value, hash, content_type, updated_at, fencing_token) \
@@ -349,7 +360,11 @@ async fn version_in<C: ConnectionTrait>(
         "SELECT version, content_type, hash, value FROM {table} WHERE key = ? AND version = ?"
     );
     let Some(row) = db
-        .query_one_raw(stmt(sql, vec![key.into(), version.into()]))
+        .query_one_raw(stmt(
+            db.get_database_backend(),
+            sql,
+            vec![key.into(), version.into()],
+        ))
         .await?
     else {
         return Ok(None);

@@ -358,9 +358,16 @@ async fn a_request_naming_a_registered_agent_is_attributed_to_it() {
 }
 
 async fn open_db(app: &TestApp) -> sea_orm::DatabaseConnection {
-    koor::db::connect(&app.dir.path().join("data.db"), 1)
-        .await
-        .unwrap()
+    app.open_db().await
+}
+
+/// Drops one of the append-only triggers (PostgreSQL names the table too).
+async fn drop_trigger(db: &sea_orm::DatabaseConnection, name: &str) {
+    let sql = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => format!("DROP TRIGGER {name} ON audit_log"),
+        _ => format!("DROP TRIGGER {name}"),
+    };
+    exec(db, &sql).await.unwrap();
 }
 
 async fn exec(db: &sea_orm::DatabaseConnection, sql: &str) -> Result<(), sea_orm::DbErr> {
@@ -386,7 +393,7 @@ async fn an_edited_row_breaks_the_chain_and_verify_names_it() {
     assert!(delete.unwrap_err().to_string().contains("append-only"));
 
     // …and someone who removes that guard is caught by the chain.
-    exec(&db, "DROP TRIGGER audit_log_no_update").await.unwrap();
+    drop_trigger(&db, "audit_log_no_update").await;
     exec(&db, "UPDATE audit_log SET actor = 'mallory' WHERE id = 3")
         .await
         .unwrap();
@@ -407,7 +414,7 @@ async fn a_removed_row_and_a_cut_tail_break_the_chain() {
         app.put_state(&format!("d/{i}"), b"1").await;
     }
     let db = open_db(&app).await;
-    exec(&db, "DROP TRIGGER audit_log_no_delete").await.unwrap();
+    drop_trigger(&db, "audit_log_no_delete").await;
 
     exec(&db, "DELETE FROM audit_log WHERE id = 5")
         .await

@@ -504,11 +504,13 @@ async fn audit_commands_list_summarize_and_verify() {
     );
 
     // A broken chain makes `verify` fail, for scripts and cron jobs.
-    let db = koor::db::connect(&cwd.join("data.db"), 1).await.unwrap();
+    let db = app.open_db().await;
     use sea_orm::ConnectionTrait;
-    db.execute_unprepared("DROP TRIGGER audit_log_no_update")
-        .await
-        .unwrap();
+    let drop_trigger = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => "DROP TRIGGER audit_log_no_update ON audit_log",
+        _ => "DROP TRIGGER audit_log_no_update",
+    };
+    db.execute_unprepared(drop_trigger).await.unwrap();
     db.execute_unprepared("UPDATE audit_log SET resource = 'a/9' WHERE id = 1")
         .await
         .unwrap();

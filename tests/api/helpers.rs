@@ -20,6 +20,112 @@ pub struct TestApp {
     pub domains: Domains,
     pub dashboard_port: Option<u16>,
     handle: koor::app::Handle,
+    /// Where the app keeps its data (`None`: `data.db` in `dir`).
+    pub database_url: Option<String>,
+    /// The PostgreSQL database this app created (dropped with it), when the suite runs on
+    /// PostgreSQL.
+    _database: Option<TestDatabase>,
+}
+
+/// The variable that runs the suite on PostgreSQL: a `postgres://` URL of a server where
+/// the suite may create and drop databases (each test gets its own).
+pub const TEST_DATABASE_ENV: &str = "KOOR_TEST_DATABASE_URL";
+
+/// The PostgreSQL URL the suite runs on, if any.
+pub fn test_database_url() -> Option<String> {
+    std::env::var(TEST_DATABASE_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// `base` (a `postgres://` URL) pointing at database `name`.
+pub fn database_url_for(base: &str, name: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, format!("?{q}")),
+        None => (base, String::new()),
+    };
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let authority = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    format!("{authority}/{name}{query}")
+}
+
+/// A PostgreSQL database made for one test (named after its data directory, so a restart
+/// on the same directory finds the same data); dropped when its creator is dropped.
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+    created: bool,
+}
+
+impl TestDatabase {
+    /// The database of `data_dir` on the server at `base`, created unless it exists.
+    pub async fn for_dir(base: &str, data_dir: &Path) -> (TestDatabase, String) {
+        use sea_orm::ConnectionTrait;
+        let digest = sha256_hex(data_dir.display().to_string().as_bytes());
+        let name = format!("koor_test_{}", &digest[..20]);
+        let admin = sea_orm::Database::connect(base)
+            .await
+            .expect("the test database server answers");
+        let exists = admin
+            .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                "SELECT 1 FROM pg_database WHERE datname = $1",
+                [name.clone().into()],
+            ))
+            .await
+            .unwrap()
+            .is_some();
+        if !exists {
+            admin
+                .execute_unprepared(&format!(
+                    "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
+                     LC_COLLATE 'C' LC_CTYPE 'C'"
+                ))
+                .await
+                .unwrap();
+        }
+        let _ = admin.close().await;
+        let url = database_url_for(base, &name);
+        (
+            TestDatabase {
+                admin_url: base.to_string(),
+                name,
+                created: !exists,
+            },
+            url,
+        )
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if !self.created {
+            return;
+        }
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // A thread with its own runtime: a test's runtime may be shutting down.
+        let dropped = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use sea_orm::ConnectionTrait;
+                if let Ok(admin) = sea_orm::Database::connect(&admin_url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
 }
 
 impl TestApp {
@@ -38,6 +144,15 @@ impl TestApp {
             ..Config::default()
         };
         tweak(&mut config);
+        let database = match test_database_url() {
+            Some(base) if config.database_url.is_none() => {
+                let (database, url) = TestDatabase::for_dir(&base, &config.data_dir).await;
+                config.database_url = Some(url);
+                Some(database)
+            }
+            _ => None,
+        };
+        let database_url = config.database_url.clone();
         let token = (!config.auth_token.is_empty()).then(|| config.auth_token.expose().to_string());
         let app = Application::build(config).await.expect("the app builds");
         let port = app.port();
@@ -54,7 +169,18 @@ impl TestApp {
             domains,
             dashboard_port,
             handle,
+            database_url,
+            _database: database,
         }
+    }
+
+    /// A connection of its own to the app's database (either backend).
+    pub async fn open_db(&self) -> sea_orm::DatabaseConnection {
+        let target = match &self.database_url {
+            Some(url) => koor::db::Target::parse(url, self.dir.path()).unwrap(),
+            None => koor::db::Target::Sqlite(self.dir.path().join("data.db")),
+        };
+        koor::db::open(&target, 1).await.unwrap()
     }
 
     /// The server with bearer auth on.

@@ -52,6 +52,24 @@ async fn register_returns_a_pending_instance_and_its_token_exactly_once() {
 
     // Only a digest of the token is stored.
     app.stop().await;
+    if let Some(url) = &app.database_url {
+        use sea_orm::ConnectionTrait;
+        let db = app.open_db().await;
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT string_agg(i::text, ' ') FROM instances i",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let text: String = row.try_get_by_index(0).unwrap();
+        assert!(
+            !text.contains(token),
+            "{} holds the plain token",
+            koor::db::redact(url)
+        );
+    }
     for file in ["data.db", "data.db-wal"] {
         let path = app.dir.path().join(file);
         if let Ok(bytes) = std::fs::read(&path) {

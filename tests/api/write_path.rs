@@ -464,12 +464,11 @@ async fn an_event_committed_without_a_report_is_read_back_and_delivered_in_its_p
 
     // A committed event whose writer never tells the bus: a row written to the table by
     // another connection. The next event reported is one id further on.
-    let db = koor::db::connect(&app.dir.path().join("data.db"), 1)
-        .await
-        .unwrap();
+    let db = app.open_db().await;
     db.execute_unprepared(
-        "INSERT INTO events (topic, data, source, created_at) \
-         VALUES ('wp.unreported', '{\"n\":1}', 'elsewhere', 1771252200000000)",
+        "INSERT INTO events (id, topic, data, source, created_at) \
+         VALUES ((SELECT MAX(id) + 1 FROM events), 'wp.unreported', '{\"n\":1}', \
+         'elsewhere', 1771252200000000)",
     )
     .await
     .unwrap();
