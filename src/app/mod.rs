@@ -48,6 +48,8 @@ pub struct Application {
     dashboard: Option<(u16, Server)>,
     db: DatabaseConnection,
     domains: Domains,
+    /// This process's hold on the database (see [`crate::db::claim`]).
+    claim: crate::db::Claim,
 }
 
 /// Creates `dir` (and parents) with mode 0700 where it does not exist yet.
@@ -78,6 +80,12 @@ impl Application {
             source,
         })?;
         let target = config.database();
+        let claim = crate::db::claim(&target)
+            .await
+            .map_err(|source| StartError::Database {
+                path: target.describe(),
+                source,
+            })?;
         let db = crate::db::open(&target, config.db_pool_size)
             .await
             .map_err(|source| StartError::Database {
@@ -96,6 +104,7 @@ impl Application {
             dashboard,
             db,
             domains,
+            claim,
         })
     }
 
@@ -135,7 +144,9 @@ impl Application {
             handle.stop(true).await;
             let _ = task.await;
         }
-        self.db.close().await.map_err(std::io::Error::other)?;
+        let closed = self.db.close().await.map_err(std::io::Error::other);
+        self.claim.release();
+        closed?;
         result
     }
 }

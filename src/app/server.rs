@@ -94,7 +94,11 @@ pub(super) fn build(
     api: Listener,
     dashboard: Option<Listener>,
 ) -> Result<Servers, StartError> {
-    let shared = Shared::new(config, domains, pool)?;
+    let mut shared = Shared::new(config, domains, pool)?;
+    shared.info = web::Data::new(ServerInfo {
+        leader: crate::http::advertised_url(config, api.port),
+        ..shared.info.as_ref().clone()
+    });
     let api = api_server(config, shared.clone(), api)?;
     let dashboard = dashboard
         .map(|listener| {
@@ -250,6 +254,7 @@ impl Shared {
                 started: Instant::now(),
                 api_bind: config.bind.clone(),
                 dashboard_bind: config.dashboard_bind.clone(),
+                leader: crate::http::advertised_url(config, 0),
             }),
             token: web::Data::new(AuthToken(config.auth_token.clone())),
             limit: web::Data::new(BodyLimit(config.max_body_bytes)),

@@ -62,7 +62,7 @@ pub async fn run(args: MigrateArgs) -> ExitCode {
         eprintln!("koor: cannot create {}: {e}", config.data_dir.display());
         return ExitCode::from(1);
     }
-    let db = match crate::db::connect(&config.database_path(), 1).await {
+    let db = match crate::db::open(&config.database(), 1).await {
         Ok(db) => db,
         Err(e) => {
             eprintln!("koor: cannot open database: {e}");

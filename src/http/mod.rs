@@ -11,7 +11,7 @@ mod query;
 pub use body::{JsonBody, RawBody};
 pub use caller::{Agent, Caller, INSTANCE_HEADER, INSTANCE_TOKEN_HEADER, identify};
 pub use gate::{AuthToken, BodyLimit, bearer_matches, gate, token_matches};
-pub use health::{ServerInfo, health};
+pub use health::{ServerInfo, advertised_url, health};
 pub use query::{Query, instant_param, parse_limit, parse_query};
 
 use actix_web::{HttpRequest, HttpResponse};

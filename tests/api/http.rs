@@ -11,6 +11,9 @@ async fn health_is_ok_with_an_uptime() {
     let body = assert_json(app.get("/health").await, StatusCode::OK).await;
     assert_eq!(body["status"], "ok");
     assert!(body["uptime"].as_str().unwrap().ends_with('s'));
+    // API §27: one server is a cluster of one, and its own leader.
+    assert_eq!(body["role"], "single");
+    assert_eq!(body["leader"], app.address);
 }
 
 #[actix_web::test]
