@@ -123,9 +123,9 @@ pub struct Config {
     /// Extra `Host` names (or `host:port`) MCP accepts besides loopback and the bind host;
     /// `*` accepts any host.
     pub mcp_allowed_hosts: Vec<String>,
-    /// Where the data lives: `sqlite://…` or `postgres://…`; `None` is `data.db` in the
-    /// data directory.
-    pub database_url: Option<String>,
+    /// Where the data lives: `sqlite://…` or `postgres://…` (it may hold a password, so it
+    /// is kept as a [`Secret`]); `None` is `data.db` in the data directory.
+    pub database_url: Option<Secret>,
     /// The URL other cluster members forward mutations to (default: the bind address).
     pub advertise_url: Option<String>,
     /// How long a cluster leader may be silent before another member takes over.
@@ -180,8 +180,8 @@ impl Config {
     /// else the SQLite file [`Config::database_path`].
     pub fn database(&self) -> crate::db::Target {
         self.database_url
-            .as_deref()
-            .and_then(|url| crate::db::Target::parse(url, &self.data_dir).ok())
+            .as_ref()
+            .and_then(|url| crate::db::Target::parse(url.expose(), &self.data_dir).ok())
             .unwrap_or_else(|| crate::db::Target::Sqlite(self.database_path()))
     }
 }
@@ -312,8 +312,14 @@ server_settings! {
     mcp_allowed_hosts: String,
     /// Where the data lives: sqlite://PATH or postgres://USER@HOST/DB (default: data.db in
     /// the data directory).
-    #[arg(long, env = "KOOR_DATABASE_URL", hide_env_values = true, value_name = "URL")]
-    database_url: String,
+    #[arg(
+        long,
+        env = "KOOR_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        value_parser = StringValueParser::new().map(Secret::new)
+    )]
+    database_url: Secret,
     /// The URL other cluster members forward mutations to (default: the bind address).
     #[arg(long, env = "KOOR_ADVERTISE_URL", value_name = "URL")]
     advertise_url: String,
@@ -507,7 +513,6 @@ const RANGES: &[Range] = &[
     Range::seconds("webhook_timeout_seconds", true, |s| {
         s.webhook_timeout_seconds
     }),
-    Range::seconds("failover_seconds", true, |s| s.failover_seconds),
     Range::count("event_retention", None, |s| count(s.event_retention)),
     Range::count("max_body_bytes", Some(1 << 30), |s| count(s.max_body_bytes)),
     Range::count("write_batch_max", Some(100_000), |s| {
@@ -517,6 +522,7 @@ const RANGES: &[Range] = &[
     Range::count("subscriber_buffer", Some(1_000_000), |s| {
         count(s.subscriber_buffer)
     }),
+    Range::seconds("failover_seconds", true, |s| s.failover_seconds),
 ];
 
 /// A count as the range check compares it (exact up to 2^53, far beyond every bound).
@@ -659,8 +665,8 @@ impl Config {
         };
         let database_url = o.database_url.filter(|u| !u.is_empty());
         if let Some(url) = &database_url {
-            crate::db::Target::parse(url, Path::new(".")).map_err(|expected| {
-                ConfigError::invalid("database_url", &crate::db::redact(url), &expected)
+            crate::db::Target::parse(url.expose(), Path::new(".")).map_err(|expected| {
+                ConfigError::invalid("database_url", &crate::db::redact(url.expose()), &expected)
             })?;
         }
         let webhook_retry_schedule = match o.webhook_retry_schedule {
@@ -931,6 +937,24 @@ mod tests {
         assert_eq!(expected[1], "a number of seconds between 0 and 1000000000");
         assert_eq!(expected[5], "a whole number >= 1");
         assert_eq!(expected[8], "a whole number between 1 and 64");
+    }
+
+    #[test]
+    fn database_urls_are_checked_and_never_echo_a_password() {
+        let c = resolve(flags(&["--database-url", "postgres://k:pw@db/koor"])).unwrap();
+        assert!(!format!("{c:?}").contains("pw"));
+        assert_eq!(
+            c.database(),
+            crate::db::Target::Postgres("postgres://k:pw@db/koor".into())
+        );
+        let e = resolve(flags(&["--database-url", "mysql://k:pw@db/koor"])).unwrap_err();
+        assert!(e.0.starts_with("database_url"), "{e}");
+        assert!(!e.0.contains("pw"), "{e}");
+        let c = resolve(flags(&["--database-url", ""])).unwrap();
+        assert_eq!(c.database(), crate::db::Target::Sqlite(c.database_path()));
+        let c = resolve(flags(&["--failover-seconds", "2.5"])).unwrap();
+        assert_eq!(c.failover, Duration::from_millis(2500));
+        assert!(resolve(flags(&["--failover-seconds", "0"])).is_err());
     }
 
     #[test]

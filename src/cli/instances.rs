@@ -201,12 +201,19 @@ pub fn overview(health: &Value, instances: &Value, events: &Value) -> Value {
         .take(STATUS_EVENTS)
         .map(|e| json!({"id": e["id"], "topic": e["topic"], "source": e["source"], "created_at": e["created_at"]}))
         .collect();
-    json!({
+    let mut o = json!({
         "status": health["status"],
         "uptime": health["uptime"],
         "instances": by_status,
         "latest_events": latest,
-    })
+    });
+    // API §27: the member's role and the leader (a server that reports them).
+    for field in ["role", "leader"] {
+        if let Some(v) = health.get(field) {
+            o[field] = v.clone();
+        }
+    }
+    o
 }
 
 /// The overview as a few lines of text.
@@ -217,6 +224,9 @@ pub fn overview_text(server: &str, o: &Value) -> String {
         s(&o["status"]),
         s(&o["uptime"])
     );
+    if let Some(role) = o.get("role") {
+        let _ = writeln!(out, "role: {}, leader {}", s(role), s(&o["leader"]));
+    }
     let counts = &o["instances"];
     let _ = writeln!(
         out,
@@ -302,5 +312,12 @@ mod tests {
         assert!(text.starts_with("koor ok at http://h, up 1m2s\n"), "{text}");
         assert!(text.contains("instances: 2 active, 0 pending, 1 stale"));
         assert_eq!(text.lines().count(), 3 + STATUS_EVENTS);
+
+        let health =
+            json!({"status": "ok", "uptime": "1s", "role": "single", "leader": "http://h"});
+        let o = overview(&health, &json!([]), &json!([]));
+        assert_eq!(o["role"], "single");
+        let text = overview_text("http://h", &o);
+        assert!(text.contains("\nrole: single, leader http://h\n"), "{text}");
     }
 }

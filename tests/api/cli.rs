@@ -386,6 +386,11 @@ async fn instance_commands_and_the_status_overview() {
     let o: Value = serde_json::from_str(&stdout(&status)).unwrap();
     assert_eq!(o["status"], "ok");
     assert_eq!(o["instances"]["active"], 1);
+    assert_eq!(o["role"], "single");
+    assert!(
+        text.contains(&format!("role: single, leader {}", app.address)),
+        "{text}"
+    );
 
     let metrics = run(&["metrics"]).await;
     let m: Value = serde_json::from_str(&stdout(&metrics)).unwrap();

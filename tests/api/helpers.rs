@@ -147,12 +147,12 @@ impl TestApp {
         let database = match test_database_url() {
             Some(base) if config.database_url.is_none() => {
                 let (database, url) = TestDatabase::for_dir(&base, &config.data_dir).await;
-                config.database_url = Some(url);
+                config.database_url = Some(Secret::new(url));
                 Some(database)
             }
             _ => None,
         };
-        let database_url = config.database_url.clone();
+        let database_url = config.database_url.as_ref().map(|u| u.expose().to_string());
         let token = (!config.auth_token.is_empty()).then(|| config.auth_token.expose().to_string());
         let app = Application::build(config).await.expect("the app builds");
         let port = app.port();

@@ -19,6 +19,7 @@ mod locks;
 mod mcp;
 mod metrics;
 mod migrations;
+mod postgres;
 mod rules;
 mod specs;
 mod state;

@@ -6,11 +6,18 @@ use sea_orm::ConnectionTrait;
 use crate::helpers::koor_bin;
 
 async fn tables(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' \
+             AND table_name != 'seaql_migrations' ORDER BY table_name COLLATE \"C\""
+        }
+        _ => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'seaql_migrations' ORDER BY name"
+        }
+    };
     let rows = db
-        .query_all_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'seaql_migrations' ORDER BY name",
-        ))
+        .query_all_raw(sea_orm::Statement::from_string(backend, sql))
         .await
         .unwrap();
     rows.iter()
@@ -24,6 +31,21 @@ async fn up_down_up_round_trips() {
     let db = koor::db::connect(&dir.path().join("data.db"), 1)
         .await
         .unwrap();
+    let sqlite = round_trip(&db).await;
+    // The same migrations build the same tables on PostgreSQL.
+    if let Some(base) = crate::helpers::test_database_url() {
+        let (_database, url) = crate::helpers::TestDatabase::for_dir(&base, dir.path()).await;
+        let pg = koor::db::open(&koor::db::Target::Postgres(url), 1)
+            .await
+            .unwrap();
+        assert_eq!(round_trip(&pg).await, sqlite);
+        pg.close().await.unwrap();
+    }
+}
+
+/// Up, down, up again; returns the tables.
+async fn round_trip(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+    let db = db.clone();
     Migrator::up(&db, None).await.unwrap();
     let all = tables(&db).await;
     assert!(
@@ -40,6 +62,7 @@ async fn up_down_up_round_trips() {
             .unwrap()
             .is_empty()
     );
+    all
 }
 
 #[actix_web::test]
