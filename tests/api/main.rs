@@ -19,6 +19,7 @@ mod locks;
 mod mcp;
 mod metrics;
 mod migrations;
+mod ops;
 mod rules;
 mod specs;
 mod state;
