@@ -633,6 +633,21 @@ mod tests {
     }
 
     #[test]
+    fn progress_shows_from_8_mib_or_when_the_length_is_unknown() {
+        let small = Progress::new(Some(PROGRESS_FROM - 1));
+        assert!(!small.enabled());
+        let large = Progress::new(Some(40 * 1024 * 1024));
+        assert!(large.enabled());
+        assert_eq!(
+            large.line(10 * 1024 * 1024),
+            "snapshot: 10.0 MiB of 40.0 MiB (25%)"
+        );
+        let unknown = Progress::new(None);
+        assert!(unknown.enabled());
+        assert_eq!(unknown.line(3 * 1024 * 1024), "snapshot: 3.0 MiB");
+    }
+
+    #[test]
     fn import_items_need_the_three_members_and_get_the_defaults() {
         let item =
             import_item(0, &json!({"project": "p", "rule_id": "r", "pattern": "x"})).unwrap();

@@ -15,8 +15,16 @@ use super::client::Client;
 pub struct DoctorArgs {
     /// Fail when the server's clock and this machine's differ by more than this many
     /// seconds.
-    #[arg(long, value_name = "S", default_value_t = 5.0)]
+    #[arg(long, value_name = "S", default_value_t = 5.0, value_parser = seconds)]
     pub max_skew: f64,
+}
+
+/// A finite, non-negative number of seconds.
+fn seconds(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err(format!("{raw:?} is not a number of seconds (0 or more)")),
+    }
 }
 
 /// A write-ahead log larger than this means checkpoints are not keeping up.
@@ -262,6 +270,19 @@ async fn check(client: &Client, args: &DoctorArgs, report: &mut Report) {
             } else {
                 report.line(Verdict::Ok, detail);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_skew_limit_is_a_finite_non_negative_number() {
+        assert_eq!(seconds("0.5"), Ok(0.5));
+        for bad in ["-1", "nan", "inf", "x", ""] {
+            assert!(seconds(bad).is_err(), "{bad}");
         }
     }
 }
