@@ -87,3 +87,50 @@ impl Handler<CheckStorage> for Maintenance {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn maintenance(dir: &std::path::Path) -> actix::Addr<Maintenance> {
+        let database = dir.join("data.db");
+        let db = crate::db::connect(&database, 2).await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        Maintenance::new(db, dir.to_path_buf(), database).start()
+    }
+
+    fn leftovers(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".snapshot-"))
+            .collect()
+    }
+
+    #[actix::test]
+    async fn a_second_snapshot_while_one_is_copied_is_refused_and_no_file_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = maintenance(dir.path()).await;
+        let (a, b) =
+            futures_util::future::join(admin.send(TakeSnapshot), admin.send(TakeSnapshot)).await;
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.is_ok(), "{a:?}");
+        assert!(matches!(b, Err(AdminError::Busy)), "{b:?}");
+        let snapshot = a.unwrap();
+        assert!(snapshot.len > 0);
+        assert_eq!(snapshot.file.metadata().unwrap().len(), snapshot.len);
+        drop(snapshot);
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{:?}",
+            leftovers(dir.path())
+        );
+        // Once the copy is done, the next one may start.
+        assert!(admin.send(TakeSnapshot).await.unwrap().is_ok());
+
+        let report = admin.send(CheckStorage).await.unwrap().unwrap();
+        assert!(report.integrity_ok(), "{:?}", report.integrity);
+        assert!(report.migrations.pending.is_empty());
+        assert_eq!(report.migrations.applied, report.migrations.known);
+    }
+}
