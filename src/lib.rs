@@ -17,6 +17,7 @@
 //! domain: `state`, `specs`, `events`, `instances`, `liveness`, `metrics`, `rules`,
 //! `contracts`, `compliance`, `templates`, `webhooks`, `audit`, `llm`.
 
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod batch;

@@ -9,6 +9,7 @@ use actix::{Actor, Addr};
 use sea_orm::DatabaseConnection;
 
 use super::StartError;
+use crate::admin::Maintenance;
 use crate::audit::AuditLog;
 use crate::batch::Outbox;
 use crate::compliance::{ComplianceDeps, ComplianceMonitor};
@@ -50,6 +51,8 @@ pub struct Domains {
     pub leases: Addr<LeaseSweeper>,
     /// The work queue, a lease owner.
     pub tasks: Addr<TaskQueue>,
+    /// Snapshots and the storage check (API §26).
+    pub admin: Addr<Maintenance>,
 }
 
 /// Loads each domain's stored data and starts its actor.
@@ -150,6 +153,8 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         .map_err(StartError::Load)?
         .start();
     let leases = LeaseSweeper::start(lease_owners, Some(LEASE_SWEEP));
+    let admin =
+        Maintenance::new(db.clone(), config.data_dir.clone(), config.database_path()).start();
     Ok(Domains {
         state,
         specs,
@@ -166,5 +171,6 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         locks,
         leases,
         tasks,
+        admin,
     })
 }

@@ -291,6 +291,7 @@ impl Shared {
             .app_data(web::Data::new(d.llm.clone()))
             .app_data(web::Data::new(d.tasks.clone()))
             .app_data(web::Data::new(d.locks.clone()))
+            .app_data(web::Data::new(d.admin.clone()))
             .app_data(self.contract_client.clone())
             .app_data(self.subscribers.clone())
             .app_data(self.telemetry.clone())
@@ -319,5 +320,6 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .configure(crate::audit::routes)
     .configure(crate::llm::routes)
     .configure(crate::tasks::routes)
-    .configure(crate::locks::routes);
+    .configure(crate::locks::routes)
+    .configure(crate::admin::routes);
 }

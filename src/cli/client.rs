@@ -134,6 +134,18 @@ impl Client {
         Ok((status, headers, bytes))
     }
 
+    /// Sends a GET and returns the response with its body unread, for downloads too
+    /// large to hold in memory. `path` must already be escaped.
+    pub async fn get_unread(&self, path: &str) -> Result<reqwest::Response, String> {
+        let mut req = self.http.get(format!("{}{}", self.base, path));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+            .await
+            .map_err(|e| format!("cannot reach {}: {}", self.base, crate::error::chain(&e)))
+    }
+
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Outcome {
         self.send(Method::GET, path, query, None).await
     }

@@ -2,11 +2,14 @@
 //! command is a REST client of a running server (API §21).
 
 mod audit;
+mod backup;
 mod client;
 mod compliance;
 mod contracts;
+mod doctor;
 mod events;
 mod hooks;
+mod init;
 mod instances;
 mod llm;
 mod locks;
@@ -113,19 +116,53 @@ pub enum Command {
     /// The work queue: add, claim, finish and inspect tasks; `work` runs a command per task.
     #[command(subcommand)]
     Tasks(tasks::TasksCmd),
+    /// Save state and rules as JSON (Go Koor's format), or a snapshot of the whole database.
+    Backup(backup::BackupArgs),
+    /// Load a `koor backup --output` file (or Go Koor's); safe to run again.
+    Restore(backup::RestoreArgs),
+    /// Check a server: reachability, auth, integrity, migrations, WAL, disk, clock.
+    Doctor(doctor::DoctorArgs),
+    /// Set up this folder's project for agents: MCP configs, AGENTS.md, CLAUDE.md, settings.
+    Init(init::InitArgs),
+    /// Print a shell completion script (e.g. `koor completions bash > /etc/bash_completion.d/koor`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// The client flags: global, so every client command takes them before or after its name.
 const CLIENT_FLAGS: [&str; 3] = ["pretty", "server", "token"];
 
+/// The name Go Koor's client has; projects its wizard generated call `./koor-cli …`.
+pub const GO_CLIENT_NAME: &str = "koor-cli";
+
+/// The name the binary was started under: `koor-cli` when invoked through a link or copy
+/// of that name (Go Koor's client commands are koor's own), else `koor`.
+fn program_name() -> &'static str {
+    let invoked = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    match invoked {
+        Some(name) if name == GO_CLIENT_NAME => GO_CLIENT_NAME,
+        _ => "koor",
+    }
+}
+
 /// The `koor` command line. `koor serve` and `koor migrate` run on this machine's data and
 /// ignore the client flags, so their help does not list them.
 pub fn command() -> clap::Command {
-    let mut cmd = Cli::command();
+    command_named(program_name())
+}
+
+/// The command line under the program name `name` (`koor` or `koor-cli`).
+fn command_named(name: &'static str) -> clap::Command {
+    let mut cmd = Cli::command().name(name).bin_name(name);
     // Global flags are copied into the subcommands when the command is built.
     cmd.build();
     cmd.mut_subcommands(|sub| match sub.get_name() {
-        "serve" | "migrate" => hide_client_flags(sub),
+        "serve" | "migrate" | "completions" => hide_client_flags(sub),
         _ => sub,
     })
 }
@@ -168,6 +205,11 @@ pub fn main() -> ExitCode {
         Command::Migrate(args) => system.block_on(migrate::run(args)),
         Command::Config(cmd) => settings::run(cmd),
         Command::Hooks(cmd) => hooks::run(cmd),
+        Command::Completions { shell } => {
+            let name = program_name();
+            clap_complete::generate(shell, &mut command(), name, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         command => {
             let options = ClientOptions {
                 server: cli.server,
@@ -206,10 +248,15 @@ pub fn main() -> ExitCode {
                     Command::Llm(cmd) => llm::run(&client, cmd).await,
                     Command::Locks(cmd) => locks::run(&client, cmd).await,
                     Command::Tasks(cmd) => tasks::run(&client, cmd).await,
+                    Command::Backup(args) => backup::backup(&client, args).await,
+                    Command::Restore(args) => backup::restore(&client, args).await,
+                    Command::Doctor(args) => doctor::run(&client, args).await,
+                    Command::Init(args) => init::run(&client, args),
                     Command::Serve(_)
                     | Command::Migrate(_)
                     | Command::Config(_)
-                    | Command::Hooks(_) => ExitCode::from(2),
+                    | Command::Hooks(_)
+                    | Command::Completions { .. } => ExitCode::from(2),
                 }
             })
         }
@@ -278,5 +325,75 @@ mod tests {
             assert_eq!(cli.server.as_deref(), Some("s"));
             assert_eq!(cli.token.as_deref(), Some("t"));
         }
+    }
+
+    /// Every command of Go Koor's client (API §21), as its wizard's projects call it
+    /// (`./koor-cli …`), parses under that name.
+    #[test]
+    fn go_koor_client_commands_parse_under_the_name_koor_cli() {
+        let rows = [
+            "status",
+            "state list",
+            "state get KEY",
+            "state set KEY --data {}",
+            "state set KEY --file F --content-type text/plain",
+            "state delete KEY",
+            "state history KEY --limit 5",
+            "state rollback KEY --version 2",
+            "state diff KEY --v1 1 --v2 2",
+            "specs list P",
+            "specs get P/N",
+            "specs delete P/N",
+            "specs set P/N --data {}",
+            "specs set P/N --file F",
+            "events publish a.b --data {}",
+            "events history --last 5 --topic a.* --from T --to T --source S",
+            "events subscribe a.*",
+            "register NAME --workspace W --intent I --stack S",
+            "activate ID",
+            "instances list",
+            "instances get ID",
+            "instances stale",
+            "contract set P/N --file F",
+            "contract get P/N",
+            "contract validate P/N --endpoint POST_/x --direction request --payload {}",
+            "contract test P/N --target http://x",
+            "rules import --file F",
+            "rules export --source a,b --output F",
+            "webhooks list",
+            "webhooks add --id I --url http://x --patterns a.*,b.* --secret S",
+            "webhooks delete ID",
+            "webhooks test ID",
+            "compliance history --instance_id ID --limit 5",
+            "compliance run",
+            "templates list --kind rules --tag T",
+            "templates get ID",
+            "templates delete ID",
+            "templates create --id I --name N --kind rules --file F --tags a,b",
+            "templates apply ID --project P",
+            "audit --actor A --action X --from T --to T --limit 5",
+            "audit summary --from T --to T",
+            "metrics agents --instance_id ID --period P",
+            "metrics agents ID --period P",
+            "llm usage --instance I --project P --session S --from T --to T --limit 5",
+            "llm summary --by model --from T --to T",
+            "backup --output F",
+            "restore --file F",
+            "config set server http://x",
+            "config set token T",
+        ];
+        for row in rows {
+            let args = std::iter::once(GO_CLIENT_NAME).chain(
+                row.split(' ')
+                    .map(|a| if a == "POST_/x" { "POST /x" } else { a }),
+            );
+            let parsed = command_named(GO_CLIENT_NAME)
+                .try_get_matches_from(args)
+                .map_err(|e| e.to_string())
+                .and_then(|m| Cli::from_arg_matches(&m).map_err(|e| e.to_string()));
+            assert!(parsed.is_ok(), "koor-cli {row}: {}", parsed.unwrap_err());
+        }
+        let help = command_named(GO_CLIENT_NAME).render_help().to_string();
+        assert!(help.contains("Usage: koor-cli"), "{help}");
     }
 }

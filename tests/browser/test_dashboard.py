@@ -6,6 +6,7 @@ the page to show it within LIVE_MS without a reload.
 
 import json
 import re
+import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -453,6 +454,37 @@ def test_locks_live_expiry_and_forced_release(koor, ui):
     assert koor.get("/api/locks") == []
     released = [e for e in koor.get("/api/events/history?last=10") if e["topic"] == "lock.released"]
     assert [e["data"]["cause"] for e in released] == ["forced"], released
+    ui.assert_not_reloaded()
+
+
+def test_storage_health_and_snapshot_download(koor, ui, tmp_path):
+    koor.put("/api/state/shop/config", data=b'{"db": "x"}')
+    page = ui.open(koor.dash_url + "/storage")
+    expect(page.get_by_test_id("storage-integrity")).to_have_text("ok")
+    expect(page.get_by_test_id("storage-migrations")).to_contain_text(re.compile(r"^\d+ of \d+ applied$"))
+    expect(page.get_by_test_id("storage-database")).to_contain_text(re.compile(r"(KiB|MiB)$"))
+    expect(page.get_by_test_id("storage-free")).to_contain_text(re.compile(r"(MiB|GiB|TiB)$"))
+    expect(page.get_by_test_id("storage-time")).to_have_text(ISO)
+    expect(page.get_by_test_id("snapshot-card")).to_contain_text("koor backup --snapshot")
+    ui.shot("storage")
+
+    with page.expect_download() as info:
+        page.get_by_test_id("snapshot-download").click()
+    download = info.value
+    assert re.fullmatch(r"koor-snapshot-\d{8}T\d{6}Z\.db", download.suggested_filename), download.suggested_filename
+    path = tmp_path / "snapshot.db"
+    download.save_as(path)
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        keys = [r[0] for r in db.execute("SELECT DISTINCT key FROM state_versions")]
+        assert keys == ["shop/config"], keys
+    finally:
+        db.close()
+
+    ui.mark()
+    page.get_by_test_id("storage-recheck").click()
+    expect(page.get_by_test_id("storage-integrity")).to_have_text("ok")
     ui.assert_not_reloaded()
 
 

@@ -493,6 +493,7 @@ const ROUTES = {
   '/audit': { title: 'Audit', view: auditPage },
   '/tasks': { title: 'Tasks', view: tasksPage },
   '/locks': { title: 'Locks', view: locksPage },
+  '/storage': { title: 'Storage', view: storagePage },
 };
 
 let page = null;
@@ -1808,6 +1809,51 @@ function lockTable(locks, names, resource, reload) {
       h('td', { class: 'num mono small' }, l.token),
       h('td', { class: 'row-actions' }, release));
   }), { class: 'dense' });
+}
+
+/* Storage: the database's health and a snapshot to download. */
+
+const fmtBytes = (n) => {
+  if (n == null) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Number(n);
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u += 1; }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+};
+
+function storagePage(ctx) {
+  const healthEl = h('div', { 'data-testid': 'storage-health' }, h('p', { class: 'muted' }, 'Checking…'));
+  const load = () => fill(ctx, healthEl, async () => storageHealth(await api('/api/admin/check')));
+  const again = button('Check again', () => act(again, load), { class: 'btn small ghost', 'data-testid': 'storage-recheck' });
+  const download = h('a', {
+    class: 'btn', href: '/api/admin/snapshot', download: '', 'data-testid': 'snapshot-download',
+  }, 'Download snapshot');
+  ctx.main.append(
+    pageHead('Storage', 'The database behind this server: what koor doctor checks, and a consistent copy to keep.'),
+    card('Health', { testid: 'storage-card', actions: again }, healthEl),
+    card('Snapshot', { testid: 'snapshot-card' },
+      h('p', {}, 'A copy of the whole database (state with history, specs, events, tasks, locks, rules, the audit log…), '
+        + 'taken while the server keeps serving. Start a server on it as ', code('data.db'), ' in its data directory.'),
+      h('p', {}, download),
+      h('p', { class: 'muted small' }, 'From a shell or a timer: ', code('koor backup --snapshot koor.db'),
+        '; state and rules in Go Koor\u2019s format: ', code('koor backup --output backup.json'), '.')));
+  load();
+}
+
+function storageHealth(c) {
+  const sound = c.integrity.length === 1 && c.integrity[0] === 'ok';
+  const m = c.migrations;
+  return kv([
+    ['Integrity', sound ? badge('ok', 'ok') : h('span', {}, badge('damaged', 'failed'), ' ', c.integrity.join('; ')), 'storage-integrity'],
+    ['Migrations', m.pending.length
+      ? h('span', {}, badge('pending', 'warning'), ` ${m.pending.join(', ')}`)
+      : `${fmtInt(m.applied)} of ${fmtInt(m.known)} applied`, 'storage-migrations'],
+    ['Database', fmtBytes(c.database_bytes), 'storage-database'],
+    ['Write-ahead log', fmtBytes(c.wal_bytes), 'storage-wal'],
+    ['Free disk', fmtBytes(c.free_bytes), 'storage-free'],
+    ['Server time', c.time, 'storage-time'],
+  ]);
 }
 
 /* ------------------------------------------------------------------ */
