@@ -53,7 +53,9 @@ pub async fn integrity(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
         return Ok(if failures == 0 {
             vec!["ok".to_string()]
         } else {
-            vec![format!("{failures} data checksum failures recorded by PostgreSQL")]
+            vec![format!(
+                "{failures} data checksum failures recorded by PostgreSQL"
+            )]
         });
     }
     let rows = db

@@ -408,7 +408,10 @@ async fn the_admin_endpoints_need_the_token_and_answer_json_errors() {
     if crate::helpers::test_database_url().is_some() {
         // PostgreSQL is backed up with its own tools: a clear refusal, not a 5xx.
         let body = assert_error(resp, StatusCode::CONFLICT).await;
-        assert!(body["error"].as_str().unwrap().contains("pg_dump"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("pg_dump"),
+            "{body}"
+        );
         return;
     }
     assert_eq!(resp.status(), StatusCode::OK);
