@@ -15,6 +15,7 @@ use crate::compliance::{ComplianceDeps, ComplianceMonitor};
 use crate::config::Config;
 use crate::events::{BusSettings, EventBus};
 use crate::instances::{InstanceRegistry, WatchHolders};
+use crate::keys::{KeyRing, KeyStore};
 use crate::leases::{ExpireLeases, Fencing, LeaseSweeper};
 use crate::liveness::{LivenessMonitor, LivenessSettings};
 use crate::llm::LlmLedger;
@@ -50,6 +51,10 @@ pub struct Domains {
     pub leases: Addr<LeaseSweeper>,
     /// The work queue, a lease owner.
     pub tasks: Addr<TaskQueue>,
+    /// The access keys (API §25).
+    pub keys: Addr<KeyStore>,
+    /// The live keys, read by the gate.
+    pub key_ring: KeyRing,
 }
 
 /// Loads each domain's stored data and starts its actor.
@@ -145,11 +150,17 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     .map_err(StartError::Load)?
     .start();
     lease_owners.push(tasks.clone().recipient());
+    let keys_outbox = outbox.clone();
     let llm = LlmLedger::load(db.clone(), outbox, config.write_batch_max)
         .await
         .map_err(StartError::Load)?
         .start();
     let leases = LeaseSweeper::start(lease_owners, Some(LEASE_SWEEP));
+    let key_ring = KeyRing::default();
+    let keys = KeyStore::load(db.clone(), keys_outbox, key_ring.clone())
+        .await
+        .map_err(StartError::Load)?
+        .start();
     Ok(Domains {
         state,
         specs,
@@ -166,5 +177,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         locks,
         leases,
         tasks,
+        keys,
+        key_ring,
     })
 }

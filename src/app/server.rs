@@ -14,7 +14,7 @@ use super::{Domains, StartError};
 use crate::config::Config;
 use crate::contracts::ContractClient;
 use crate::events::SubscriberSettings;
-use crate::http::{AuthToken, BodyLimit, ServerInfo};
+use crate::http::{Access, AuthToken, BodyLimit, Limits, ServerInfo, StrictIdentity};
 use crate::metrics::TokenTax;
 use crate::specs::SchemaCache;
 use crate::telemetry::{HttpTelemetry, PoolStats};
@@ -227,6 +227,8 @@ fn api_workers() -> usize {
 struct Shared {
     info: web::Data<ServerInfo>,
     token: web::Data<AuthToken>,
+    access: web::Data<Access>,
+    strict: web::Data<StrictIdentity>,
     limit: web::Data<BodyLimit>,
     domains: Domains,
     schemas: web::Data<SchemaCache>,
@@ -252,6 +254,13 @@ impl Shared {
                 dashboard_bind: config.dashboard_bind.clone(),
             }),
             token: web::Data::new(AuthToken(config.auth_token.clone())),
+            access: web::Data::new(Access {
+                token: config.auth_token.clone(),
+                ring: domains.key_ring.clone(),
+                limits: Limits::new(config.rate_limit, config.rate_burst),
+                strict: config.strict_identity,
+            }),
+            strict: web::Data::new(StrictIdentity(config.strict_identity)),
             limit: web::Data::new(BodyLimit(config.max_body_bytes)),
             domains: domains.clone(),
             schemas: web::Data::new(SchemaCache::default()),
@@ -269,6 +278,9 @@ impl Shared {
         let d = &self.domains;
         cfg.app_data(self.info.clone())
             .app_data(self.token.clone())
+            .app_data(self.access.clone())
+            .app_data(self.strict.clone())
+            .app_data(web::Data::new(d.keys.clone()))
             .app_data(self.limit.clone())
             .app_data(web::Data::new(d.state.clone()))
             .app_data(web::Data::new(d.events.clone()))
@@ -314,5 +326,6 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .configure(crate::audit::routes)
     .configure(crate::llm::routes)
     .configure(crate::tasks::routes)
-    .configure(crate::locks::routes);
+    .configure(crate::locks::routes)
+    .configure(crate::keys::routes);
 }

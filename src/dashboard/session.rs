@@ -74,6 +74,31 @@ impl Guard {
     /// Admits or refuses a request before routing: 403 for a foreign `Host` or a
     /// cross-origin request, 401 for `/api` without the token or a session.
     pub fn admit(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        self.check_origin(req)?;
+        if self.token.is_empty() || !protected(req.path()) || self.authenticated(req) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "invalid or missing bearer token",
+        ))
+    }
+
+    /// True for the paths anyone may load (pages, assets, `/session`): everything but the
+    /// API.
+    pub fn is_public(&self, path: &str) -> bool {
+        !protected(path)
+    }
+
+    /// True when the request carries this server's session cookie (signed in with the
+    /// server token).
+    pub fn has_session(&self, req: &HttpRequest) -> bool {
+        !self.token.is_empty()
+            && cookie_value(req, &self.cookie).is_some_and(|v| self.session_matches(v))
+    }
+
+    /// 403 for a foreign `Host` or a cross-origin request.
+    pub fn check_origin(&self, req: &HttpRequest) -> Result<(), ApiError> {
         let host = req
             .headers()
             .get(header::HOST)
@@ -104,13 +129,7 @@ impl Guard {
                 ));
             }
         }
-        if self.token.is_empty() || !protected(req.path()) || self.authenticated(req) {
-            return Ok(());
-        }
-        Err(ApiError::new(
-            ErrorKind::Unauthorized,
-            "invalid or missing bearer token",
-        ))
+        Ok(())
     }
 
     /// True when auth is off, or the request carries the bearer token or a session.
