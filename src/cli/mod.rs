@@ -8,6 +8,7 @@ mod contracts;
 mod events;
 mod hooks;
 mod instances;
+mod keys;
 mod llm;
 mod locks;
 mod migrate;
@@ -40,6 +41,10 @@ pub struct Cli {
     /// Bearer token for client commands (else KOOR_TOKEN, ./settings.json).
     #[arg(long, global = true, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// Act as this registered agent (its token saved by `koor register`; else KOOR_AS, the
+    /// last registered agent).
+    #[arg(long = "as", global = true, value_name = "AGENT")]
+    pub act_as: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -113,10 +118,13 @@ pub enum Command {
     /// The work queue: add, claim, finish and inspect tasks; `work` runs a command per task.
     #[command(subcommand)]
     Tasks(tasks::TasksCmd),
+    /// Access keys: create, list, revoke, rotate (admin scope).
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
 }
 
 /// The client flags: global, so every client command takes them before or after its name.
-const CLIENT_FLAGS: [&str; 3] = ["pretty", "server", "token"];
+const CLIENT_FLAGS: [&str; 4] = ["pretty", "server", "token", "act_as"];
 
 /// The `koor` command line. `koor serve` and `koor migrate` run on this machine's data and
 /// ignore the client flags, so their help does not list them.
@@ -172,6 +180,7 @@ pub fn main() -> ExitCode {
             let options = ClientOptions {
                 server: cli.server,
                 token: cli.token,
+                act_as: cli.act_as,
                 pretty: cli.pretty,
             };
             let client = match Client::new(options) {
@@ -206,6 +215,7 @@ pub fn main() -> ExitCode {
                     Command::Llm(cmd) => llm::run(&client, cmd).await,
                     Command::Locks(cmd) => locks::run(&client, cmd).await,
                     Command::Tasks(cmd) => tasks::run(&client, cmd).await,
+                    Command::Keys(cmd) => keys::run(&client, cmd).await,
                     Command::Serve(_)
                     | Command::Migrate(_)
                     | Command::Config(_)
@@ -229,7 +239,7 @@ mod tests {
             .get_arguments()
             .filter(|a| !a.is_hide_set() && a.get_id() != "help")
             .collect();
-        assert_eq!(flags.len(), 19, "{help}");
+        assert_eq!(flags.len(), 22, "{help}");
         for flag in flags {
             let long = flag.get_long().unwrap();
             let env = flag

@@ -225,7 +225,9 @@ pub async fn identify(
         .extensions()
         .get::<Caller>()
         .is_some_and(|c| c.agent.is_some());
+    // A token header decides alone: one that names nobody is not replaced by the id.
     if !attributed
+        && header(&req, INSTANCE_TOKEN_HEADER).is_none()
         && !strict_identity(req.request())
         && let Some(id) = header(&req, INSTANCE_HEADER)
         && let Some(registry) = req.app_data::<web::Data<Addr<InstanceRegistry>>>()

@@ -8,7 +8,7 @@ use super::actor::KeyStore;
 use super::messages::*;
 use super::model::{KeyError, MAX_NAME_BYTES, MAX_PROJECTS, NewKey, Scope};
 use crate::error::ApiResult;
-use crate::http::{Caller, JsonBody, method_not_allowed};
+use crate::http::{Access, Caller, JsonBody, Principal, method_not_allowed};
 use crate::time::{now_micros, parse_instant};
 
 /// Registers the key routes.
@@ -23,6 +23,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/api/keys/{id}")
             .route(web::delete().to(revoke))
             .default_service(web::to(method_not_allowed("DELETE"))),
+    )
+    .service(
+        web::resource("/api/whoami")
+            .route(web::get().to(whoami))
+            .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
         web::resource("/api/keys/{id}/rotate")
@@ -142,6 +147,27 @@ async fn create(
     Ok(HttpResponse::Ok().json(issued))
 }
 
+/// `GET /api/whoami`: the caller's principal, its scopes and projects, and whether
+/// authentication is on (what the dashboard hides its actions by).
+async fn whoami(caller: Caller, access: web::Data<Access>) -> ApiResult<HttpResponse> {
+    let auth_on = access.auth_on();
+    let level = caller.principal.level(auth_on);
+    let (name, projects) = match &caller.principal {
+        Principal::Key(g) => (Some(g.name.clone()), g.projects.clone()),
+        Principal::Agent(a) => (Some(a.name.clone()), None),
+        Principal::Admin => (Some("admin".to_string()), None),
+        Principal::Anonymous => (None, None),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "principal": caller.principal.kind(),
+        "name": name,
+        "scopes": level.map_or(&[][..], Scope::implied),
+        "projects": projects,
+        "agent": caller.agent.as_ref().map(|a| json!({"id": a.id, "name": a.name})),
+        "auth": auth_on,
+    })))
+}
+
 async fn list(store: Store) -> ApiResult<HttpResponse> {
     let keys = store.send(ListKeys).await?;
     let out: Vec<Value> = keys.iter().map(|g| g.view()).collect();
@@ -174,7 +200,7 @@ mod tests {
 
     #[test]
     fn create_bodies_are_validated() {
-        let now = 1_000_000;
+        let now = crate::time::now_micros();
         let ok = new_key(
             json!({"name": "ci", "scopes": ["write", "read", "write"]}),
             now,
