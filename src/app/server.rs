@@ -146,12 +146,15 @@ fn dashboard_server(
     shared: Shared,
     listener: Listener,
 ) -> Result<Server, StartError> {
-    let guard = web::Data::new(crate::dashboard::Guard::new(
-        config.auth_token.clone(),
-        crate::dashboard::SessionKey::random(),
-        &config.dashboard_bind,
-        listener.port,
-    ));
+    let guard = web::Data::new(
+        crate::dashboard::Guard::new(
+            config.auth_token.clone(),
+            crate::dashboard::SessionKey::random(),
+            &config.dashboard_bind,
+            listener.port,
+        )
+        .with_keys(shared.domains.key_ring.clone()),
+    );
     let app = move || {
         App::new()
             .configure(|cfg| shared.install(cfg))

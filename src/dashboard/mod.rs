@@ -21,7 +21,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use rust_embed::RustEmbed;
 
-pub use session::{Guard, SESSION_COOKIE, SessionKey};
+pub use session::{Guard, SESSION_COOKIE, SessionKey, SessionWho};
 
 use crate::error::{ApiError, ApiResult};
 

@@ -19,6 +19,7 @@ use super::access::{Touches, required_scope, touches};
 use super::caller::{Agent, Caller, INSTANCE_TOKEN_HEADER, Principal, forbidden, header};
 use super::ratelimit::{Limits, Verdict};
 use crate::config::Secret;
+use crate::dashboard::SessionWho;
 use crate::error::{ApiError, ErrorKind};
 use crate::instances::{Identify, InstanceRegistry};
 use crate::keys::{KeyRing, SECRET_PREFIX};
@@ -126,11 +127,14 @@ async fn resolve(
     req: &ServiceRequest,
     access: &Access,
     auth_on: bool,
-    session: bool,
+    session: Option<SessionWho>,
 ) -> Result<Caller, ()> {
     let mut caller = Caller::anonymous();
-    if session {
-        caller.principal = Principal::Admin;
+    if let Some(who) = session {
+        caller.principal = match who {
+            SessionWho::Admin => Principal::Admin,
+            SessionWho::Key(grant) => Principal::Key(grant),
+        };
     } else {
         match bearer(req) {
             Err(()) if auth_on => return Err(()),
@@ -201,7 +205,7 @@ pub async fn gate(
         && !public
     {
         let auth_on = access.auth_on();
-        let session = guard.as_ref().is_some_and(|g| g.has_session(req.request()));
+        let session = guard.as_ref().and_then(|g| g.session(req.request()));
         let resolved = resolve(&req, &access, auth_on, session).await;
         let ip = req.peer_addr().map(|a| a.ip());
         let principal = match &resolved {

@@ -20,5 +20,5 @@ mod routes;
 pub use actor::KeyStore;
 pub use messages::*;
 pub use model::*;
-pub use ring::KeyRing;
+pub use ring::{KeyRing, digest_hex};
 pub use routes::routes;

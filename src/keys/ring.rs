@@ -46,6 +46,11 @@ impl KeyRing {
         map.get(d).map(|(_, g)| g.clone())
     }
 
+    /// The live key whose stored digest is `hex_digest` (a dashboard session of a key).
+    pub fn lookup_digest(&self, hex_digest: &str) -> Option<Arc<Grant>> {
+        self.grant(&digest_bytes(hex_digest)?)
+    }
+
     pub(super) fn mark_keys_exist(&self) {
         self.0.keys_exist.store(true, Ordering::Release);
     }
