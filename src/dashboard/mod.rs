@@ -40,6 +40,7 @@ pub const PAGES: &[&str] = &[
     "/audit",
     "/tasks",
     "/locks",
+    "/keys",
 ];
 
 /// Registers the pages, the assets and the session routes (the API routes are mounted
