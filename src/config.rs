@@ -130,6 +130,13 @@ pub struct Config {
     pub advertise_url: Option<String>,
     /// How long a cluster leader may be silent before another member takes over.
     pub failover: Duration,
+    /// Only verified credentials attribute requests (API §25): a bare `X-Koor-Instance`
+    /// attributes nothing, and lease operations for another holder are refused.
+    pub strict_identity: bool,
+    /// Requests per second per principal (per client IP when anonymous); 0 turns it off.
+    pub rate_limit: f64,
+    /// Requests a principal may send at once before the rate applies (default 2 x rate).
+    pub rate_burst: f64,
 }
 
 /// The Standard Webhooks retry schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -163,6 +170,9 @@ impl Default for Config {
             database_url: None,
             advertise_url: None,
             failover: Duration::from_secs(10),
+            strict_identity: false,
+            rate_limit: 0.0,
+            rate_burst: 0.0,
         }
     }
 }
@@ -332,6 +342,24 @@ server_settings! {
         value_parser = seconds()
     )]
     failover_seconds: f64,
+    /// Attribute requests only by verified credentials, and refuse lease operations for
+    /// another holder unless admin (default off).
+    #[arg(
+        long,
+        env = "KOOR_STRICT_IDENTITY",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = switch()
+    )]
+    strict_identity: bool,
+    /// Requests per second per principal, per client IP when anonymous; 0 = off (default 0).
+    #[arg(long, env = "KOOR_RATE_LIMIT", value_name = "PER_SECOND", value_parser = seconds())]
+    rate_limit: f64,
+    /// Requests a principal may send in a burst (default 2 x --rate-limit).
+    #[arg(long, env = "KOOR_RATE_BURST", value_name = "N", value_parser = seconds())]
+    rate_burst: f64,
 }
 
 impl ServerSettings {
@@ -479,6 +507,7 @@ impl ConfigError {
 enum Unit {
     Seconds,
     Count,
+    Rate,
 }
 
 /// The accepted values of one numeric setting.
@@ -523,6 +552,8 @@ const RANGES: &[Range] = &[
         count(s.subscriber_buffer)
     }),
     Range::seconds("failover_seconds", true, |s| s.failover_seconds),
+    Range::rate("rate_limit", 0.0, |s| s.rate_limit),
+    Range::rate("rate_burst", 1.0, |s| s.rate_burst),
 ];
 
 /// A count as the range check compares it (exact up to 2^53, far beyond every bound).
@@ -567,6 +598,18 @@ impl Range {
         }
     }
 
+    /// A request rate or burst from `min` up to one million.
+    const fn rate(key: &'static str, min: f64, value: fn(&ServerSettings) -> Option<f64>) -> Range {
+        Range {
+            key,
+            unit: Unit::Rate,
+            min,
+            above: false,
+            max: Some(1e6),
+            value,
+        }
+    }
+
     fn contains(&self, value: f64) -> bool {
         let low = if self.above {
             value > self.min
@@ -581,6 +624,7 @@ impl Range {
         let unit = match self.unit {
             Unit::Seconds => "a number of seconds",
             Unit::Count => "a whole number",
+            Unit::Rate => "a number of requests",
         };
         match (self.above, self.max) {
             (true, Some(max)) => format!("{unit} > {} and <= {max}", self.min),
@@ -718,6 +762,12 @@ impl Config {
             failover: o
                 .failover_seconds
                 .map_or(d.failover, Duration::from_secs_f64),
+            strict_identity: o.strict_identity.unwrap_or(d.strict_identity),
+            rate_limit: o.rate_limit.unwrap_or(d.rate_limit),
+            rate_burst: o
+                .rate_burst
+                .unwrap_or(2.0 * o.rate_limit.unwrap_or(d.rate_limit))
+                .max(1.0),
         })
     }
 }

@@ -19,6 +19,7 @@ pub enum ErrorKind {
     PreconditionFailed,
     PayloadTooLarge,
     Unprocessable,
+    TooManyRequests,
     Unavailable,
     Internal,
 }
@@ -37,6 +38,7 @@ impl ErrorKind {
             ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -32,6 +32,7 @@ pub mod events;
 pub mod http;
 pub mod instances;
 pub mod journal;
+pub mod keys;
 pub mod leases;
 pub mod liveness;
 pub mod llm;

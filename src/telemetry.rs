@@ -40,6 +40,7 @@ pub struct HttpTelemetry {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    rate_limited: IntCounterVec,
 }
 
 impl HttpTelemetry {
@@ -60,14 +61,28 @@ impl HttpTelemetry {
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["method", "route"],
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "koor_rate_limited_total",
+                "Requests refused with 429 by the rate limit, by principal kind.",
+            ),
+            &["principal_kind"],
+        )?;
         let registry = Registry::new();
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(rate_limited.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
+            rate_limited,
         })
+    }
+
+    /// Counts one request refused by the rate limit.
+    pub fn rate_limited(&self, principal_kind: &str) {
+        self.rate_limited.with_label_values(&[principal_kind]).inc();
     }
 
     /// Records one finished request.

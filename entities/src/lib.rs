@@ -1,5 +1,6 @@
 //! SeaORM entities: one module per table. Only the owning domain actor's repository uses them.
 
+pub mod access_key;
 pub mod agent_metric;
 pub mod audit_entry;
 pub mod compliance_run;

@@ -1,5 +1,6 @@
 //! Short names for the entities.
 
+pub use crate::access_key::Entity as AccessKey;
 pub use crate::agent_metric::Entity as AgentMetric;
 pub use crate::audit_entry::Entity as AuditEntry;
 pub use crate::compliance_run::Entity as ComplianceRun;

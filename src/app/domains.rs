@@ -16,6 +16,7 @@ use crate::compliance::{ComplianceDeps, ComplianceMonitor};
 use crate::config::Config;
 use crate::events::{BusSettings, EventBus};
 use crate::instances::{InstanceRegistry, WatchHolders};
+use crate::keys::{KeyRing, KeyStore};
 use crate::leases::{ExpireLeases, Fencing, LeaseSweeper};
 use crate::liveness::{LivenessMonitor, LivenessSettings};
 use crate::llm::LlmLedger;
@@ -53,6 +54,10 @@ pub struct Domains {
     pub tasks: Addr<TaskQueue>,
     /// Snapshots and the storage check (API §26).
     pub admin: Addr<Maintenance>,
+    /// The access keys (API §25).
+    pub keys: Addr<KeyStore>,
+    /// The live keys, read by the gate.
+    pub key_ring: KeyRing,
 }
 
 /// Loads each domain's stored data and starts its actor.
@@ -148,6 +153,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     .map_err(StartError::Load)?
     .start();
     lease_owners.push(tasks.clone().recipient());
+    let keys_outbox = outbox.clone();
     let llm = LlmLedger::load(db.clone(), outbox, config.write_batch_max)
         .await
         .map_err(StartError::Load)?
@@ -155,6 +161,11 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     let leases = LeaseSweeper::start(lease_owners, Some(LEASE_SWEEP));
     let admin =
         Maintenance::new(db.clone(), config.data_dir.clone(), config.database_path()).start();
+    let key_ring = KeyRing::default();
+    let keys = KeyStore::load(db.clone(), keys_outbox, key_ring.clone())
+        .await
+        .map_err(StartError::Load)?
+        .start();
     Ok(Domains {
         state,
         specs,
@@ -172,5 +183,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         leases,
         tasks,
         admin,
+        keys,
+        key_ring,
     })
 }

@@ -14,7 +14,7 @@ use super::{Domains, StartError};
 use crate::config::Config;
 use crate::contracts::ContractClient;
 use crate::events::SubscriberSettings;
-use crate::http::{AuthToken, BodyLimit, ServerInfo};
+use crate::http::{Access, AuthToken, BodyLimit, Limits, ServerInfo, StrictIdentity};
 use crate::metrics::TokenTax;
 use crate::specs::SchemaCache;
 use crate::telemetry::{HttpTelemetry, PoolStats};
@@ -150,12 +150,15 @@ fn dashboard_server(
     shared: Shared,
     listener: Listener,
 ) -> Result<Server, StartError> {
-    let guard = web::Data::new(crate::dashboard::Guard::new(
-        config.auth_token.clone(),
-        crate::dashboard::SessionKey::random(),
-        &config.dashboard_bind,
-        listener.port,
-    ));
+    let guard = web::Data::new(
+        crate::dashboard::Guard::new(
+            config.auth_token.clone(),
+            crate::dashboard::SessionKey::random(),
+            &config.dashboard_bind,
+            listener.port,
+        )
+        .with_keys(shared.domains.key_ring.clone()),
+    );
     let app = move || {
         App::new()
             .configure(|cfg| shared.install(cfg))
@@ -231,6 +234,8 @@ fn api_workers() -> usize {
 struct Shared {
     info: web::Data<ServerInfo>,
     token: web::Data<AuthToken>,
+    access: web::Data<Access>,
+    strict: web::Data<StrictIdentity>,
     limit: web::Data<BodyLimit>,
     domains: Domains,
     schemas: web::Data<SchemaCache>,
@@ -257,6 +262,13 @@ impl Shared {
                 leader: crate::http::advertised_url(config, 0),
             }),
             token: web::Data::new(AuthToken(config.auth_token.clone())),
+            access: web::Data::new(Access {
+                token: config.auth_token.clone(),
+                ring: domains.key_ring.clone(),
+                limits: Limits::new(config.rate_limit, config.rate_burst),
+                strict: config.strict_identity,
+            }),
+            strict: web::Data::new(StrictIdentity(config.strict_identity)),
             limit: web::Data::new(BodyLimit(config.max_body_bytes)),
             domains: domains.clone(),
             schemas: web::Data::new(SchemaCache::default()),
@@ -274,6 +286,9 @@ impl Shared {
         let d = &self.domains;
         cfg.app_data(self.info.clone())
             .app_data(self.token.clone())
+            .app_data(self.access.clone())
+            .app_data(self.strict.clone())
+            .app_data(web::Data::new(d.keys.clone()))
             .app_data(self.limit.clone())
             .app_data(web::Data::new(d.state.clone()))
             .app_data(web::Data::new(d.events.clone()))
@@ -321,5 +336,6 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .configure(crate::llm::routes)
     .configure(crate::tasks::routes)
     .configure(crate::locks::routes)
-    .configure(crate::admin::routes);
+    .configure(crate::admin::routes)
+    .configure(crate::keys::routes);
 }

@@ -47,13 +47,16 @@ impl Audit {
         self
     }
 
-    /// Attributes the entry to the agent the request names, if any: the actor becomes
-    /// that agent's name and the detail gains its `instance_id`.
+    /// Attributes the entry to the agent the request acts for, if any: the actor becomes
+    /// that agent's name and the detail gains its `instance_id`. Otherwise a verified
+    /// principal is the actor (`admin`, `key:<name>`, API §25).
     pub fn by(mut self, caller: &Caller) -> Self {
-        if let Some(agent) = &caller.0 {
+        if let Some(agent) = &caller.agent {
             self.actor = agent.name.clone();
             self.detail
                 .insert("instance_id".into(), Value::String(agent.id.clone()));
+        } else if let Some(label) = caller.principal.label() {
+            self.actor = label;
         }
         self
     }
@@ -294,10 +297,10 @@ mod tests {
 
     #[test]
     fn attribution_replaces_the_actor_and_names_the_instance() {
-        let caller = Caller(Some(crate::http::Agent {
+        let caller = Caller::agent(crate::http::Agent {
             id: "i-1".into(),
             name: "claude".into(),
-        }));
+        });
         let a = Audit::new("state.put", "k").with("version", 2).by(&caller);
         assert_eq!(a.actor, "claude");
         assert_eq!(a.detail["instance_id"], "i-1");

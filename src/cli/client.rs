@@ -33,6 +33,8 @@ pub fn path_escape(key: &str) -> String {
 pub struct ClientOptions {
     pub server: Option<String>,
     pub token: Option<String>,
+    /// The saved agent to act as (`--as`).
+    pub act_as: Option<String>,
     pub pretty: bool,
 }
 
@@ -53,6 +55,9 @@ pub type Outcome = Result<(StatusCode, header::HeaderMap, Bytes), String>;
 pub struct Client {
     base: String,
     token: Option<String>,
+    /// The instance token of the agent this client acts as, sent as
+    /// `X-Koor-Instance-Token` (the credential when there is no bearer token).
+    agent_token: Option<String>,
     http: reqwest::Client,
     pub pretty: bool,
 }
@@ -76,6 +81,8 @@ impl Client {
             Some(t) => Some(t),
             None => settings::get("token")?,
         };
+        let act_as = non_empty(options.act_as).or_else(|| non_empty(std::env::var("KOOR_AS").ok()));
+        let agent_token = settings::agent_token(act_as.as_deref())?;
         let mut base = server.trim().trim_end_matches('/').to_string();
         if !base.contains("://") {
             base = format!("http://{base}");
@@ -87,6 +94,7 @@ impl Client {
         Ok(Client {
             base,
             token,
+            agent_token,
             http,
             pretty: options.pretty,
         })
@@ -117,6 +125,9 @@ impl Client {
         }
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
+        }
+        if let Some(token) = &self.agent_token {
+            req = req.header("X-Koor-Instance-Token", token);
         }
         if let Some((bytes, content_type)) = body {
             req = req.header(header::CONTENT_TYPE, content_type).body(bytes);

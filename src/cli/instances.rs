@@ -95,10 +95,17 @@ pub async fn register(client: &Client, args: RegisterArgs) -> ExitCode {
     if let Some(caps) = args.capabilities {
         body["capabilities"] = json!(list_arg(&caps));
     }
-    client.print(
-        client.post_json("/api/instances/register", &body).await,
-        false,
-    )
+    let outcome = client.post_json("/api/instances/register", &body).await;
+    // Keep the agent's token so that later commands act as this agent (`--as` chooses).
+    if let Ok((status, _, bytes)) = &outcome
+        && status.is_success()
+        && let Ok(reg) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let (Some(id), Some(token)) = (reg["id"].as_str(), reg["token"].as_str())
+        && let Err(e) = super::settings::save_agent(&args.name, id, token)
+    {
+        eprintln!("koor: registered, but the token was not saved: {e}");
+    }
+    client.print(outcome, false)
 }
 
 /// `koor activate ID` / `koor heartbeat ID`.

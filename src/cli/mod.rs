@@ -11,6 +11,7 @@ mod events;
 mod hooks;
 mod init;
 mod instances;
+mod keys;
 mod llm;
 mod locks;
 mod migrate;
@@ -43,6 +44,10 @@ pub struct Cli {
     /// Bearer token for client commands (else KOOR_TOKEN, ./settings.json).
     #[arg(long, global = true, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// Act as this registered agent (its token saved by `koor register`; else KOOR_AS, the
+    /// last registered agent).
+    #[arg(long = "as", global = true, value_name = "AGENT")]
+    pub act_as: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -129,10 +134,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Access keys: create, list, revoke, rotate (admin scope).
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
 }
 
 /// The client flags: global, so every client command takes them before or after its name.
-const CLIENT_FLAGS: [&str; 3] = ["pretty", "server", "token"];
+const CLIENT_FLAGS: [&str; 4] = ["pretty", "server", "token", "act_as"];
 
 /// The name Go Koor's client has; projects its wizard generated call `./koor-cli …`.
 pub const GO_CLIENT_NAME: &str = "koor-cli";
@@ -214,6 +222,7 @@ pub fn main() -> ExitCode {
             let options = ClientOptions {
                 server: cli.server,
                 token: cli.token,
+                act_as: cli.act_as,
                 pretty: cli.pretty,
             };
             let client = match Client::new(options) {
@@ -252,6 +261,7 @@ pub fn main() -> ExitCode {
                     Command::Restore(args) => backup::restore(&client, args).await,
                     Command::Doctor(args) => doctor::run(&client, args).await,
                     Command::Init(args) => init::run(&client, args),
+                    Command::Keys(cmd) => keys::run(&client, cmd).await,
                     Command::Serve(_)
                     | Command::Migrate(_)
                     | Command::Config(_)
@@ -276,7 +286,7 @@ mod tests {
             .get_arguments()
             .filter(|a| !a.is_hide_set() && a.get_id() != "help")
             .collect();
-        assert_eq!(flags.len(), 22, "{help}");
+        assert_eq!(flags.len(), 25, "{help}");
         for flag in flags {
             let long = flag.get_long().unwrap();
             let env = flag

@@ -54,6 +54,67 @@ pub fn instance() -> Result<Option<String>, String> {
     }
 }
 
+/// The instance token of the saved agent `name` (else of the last registered agent, if
+/// any): what `koor register` wrote under `agents` in ./settings.json. Naming an agent
+/// that was not saved is an error.
+pub fn agent_token(name: Option<&str>) -> Result<Option<String>, String> {
+    let map = read(Path::new(FILE))?;
+    let agents = map.get("agents").and_then(Value::as_object);
+    let chosen = match name {
+        Some(n) => Some(n.to_string()),
+        None => map.get("agent").and_then(Value::as_str).map(str::to_string),
+    };
+    let Some(chosen) = chosen else {
+        return Ok(None);
+    };
+    match agents
+        .and_then(|a| a.get(&chosen))
+        .and_then(|a| a.get("token"))
+        .and_then(Value::as_str)
+    {
+        Some(token) => Ok(Some(token.to_string())),
+        None if name.is_some() => Err(format!(
+            "no agent {chosen:?} in {FILE}: register it with `koor register {chosen}`"
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Saves a registered agent in ./settings.json: `agents.<name> = {id, token}`, and makes
+/// it the agent later commands act as (`agent`, and `instance` for lock holders). The file
+/// is written with mode 0600 on Unix, as it holds a credential.
+pub fn save_agent(name: &str, id: &str, token: &str) -> Result<(), String> {
+    let path = Path::new(FILE);
+    let mut map = read(path)?;
+    let agents = map
+        .entry("agents")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !agents.is_object() {
+        *agents = Value::Object(Map::new());
+    }
+    if let Some(a) = agents.as_object_mut() {
+        a.insert(
+            name.to_string(),
+            serde_json::json!({"id": id, "token": token}),
+        );
+    }
+    map.insert("agent".into(), Value::String(name.to_string()));
+    map.insert("instance".into(), Value::String(id.to_string()));
+    write(path, map)
+}
+
+fn write(path: &Path, map: Map<String, Value>) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(&Value::Object(map)).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(())
+}
+
 pub fn run(cmd: ConfigCmd) -> ExitCode {
     let ConfigCmd::Set { key, value } = cmd;
     let path = Path::new(FILE);

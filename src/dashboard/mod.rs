@@ -21,7 +21,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use rust_embed::RustEmbed;
 
-pub use session::{Guard, SESSION_COOKIE, SessionKey};
+pub use session::{Guard, SESSION_COOKIE, SessionKey, SessionWho};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -41,6 +41,7 @@ pub const PAGES: &[&str] = &[
     "/tasks",
     "/locks",
     "/storage",
+    "/keys",
 ];
 
 /// Registers the pages, the assets and the session routes (the API routes are mounted

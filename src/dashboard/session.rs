@@ -5,7 +5,9 @@
 //! token: it is worthless elsewhere, stops working when the token changes or the server
 //! restarts, and is `HttpOnly` (page scripts cannot read it) and `SameSite=Strict` (other
 //! sites cannot make the browser send it). It has no expiry, so it lasts for the browser
-//! session.
+//! session. Signed in with an access key, the cookie is `k.<digest>.<HMAC(key, k.<digest>)>`
+//! (the key's stored digest, never its secret): the session acts as that key, and ends
+//! with the key's revocation, rotation or expiry.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -47,6 +49,14 @@ pub struct Guard {
     cookie: String,
     /// `None` accepts any `Host` (the dashboard is bound to a wildcard address).
     hosts: Option<Vec<String>>,
+    /// The live access keys, for sign-in with a key.
+    ring: crate::keys::KeyRing,
+}
+
+/// Who a dashboard session acts as.
+pub enum SessionWho {
+    Admin,
+    Key(std::sync::Arc<crate::keys::Grant>),
 }
 
 impl std::fmt::Debug for Guard {
@@ -68,12 +78,78 @@ impl Guard {
             key,
             cookie: format!("{SESSION_COOKIE}_{port}"),
             hosts,
+            ring: crate::keys::KeyRing::default(),
         }
+    }
+
+    /// The same rules, with sign-in by the access keys of `ring`.
+    pub fn with_keys(mut self, ring: crate::keys::KeyRing) -> Self {
+        self.ring = ring;
+        self
+    }
+
+    /// True when the API needs a credential (a server token, or any key ever created).
+    fn auth_required(&self) -> bool {
+        !self.token.is_empty() || self.ring.keys_exist()
+    }
+
+    /// Who the request's session cookie acts as, if it carries a valid one.
+    pub fn session(&self, req: &HttpRequest) -> Option<SessionWho> {
+        let value = cookie_value(req, &self.cookie)?;
+        if let Some(rest) = value.strip_prefix("k.") {
+            let (digest, _) = rest.split_once('.')?;
+            let expected = self.mac(&format!("k.{digest}"));
+            if expected.is_empty()
+                || !bool::from(
+                    value
+                        .as_bytes()
+                        .ct_eq(format!("k.{digest}.{expected}").as_bytes()),
+                )
+            {
+                return None;
+            }
+            let grant = self.ring.lookup_digest(digest)?;
+            return (!grant.expired(crate::time::now_micros())).then_some(SessionWho::Key(grant));
+        }
+        self.has_session(req).then_some(SessionWho::Admin)
+    }
+
+    fn mac(&self, text: &str) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key.0) else {
+            return String::new();
+        };
+        mac.update(text.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Admits or refuses a request before routing: 403 for a foreign `Host` or a
     /// cross-origin request, 401 for `/api` without the token or a session.
     pub fn admit(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        self.check_origin(req)?;
+        if self.token.is_empty() || !protected(req.path()) || self.authenticated(req) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "invalid or missing bearer token",
+        ))
+    }
+
+    /// True for the paths anyone may load (pages, assets, `/session`): everything but the
+    /// API.
+    pub fn is_public(&self, path: &str) -> bool {
+        !protected(path)
+    }
+
+    /// True when the request carries this server's session cookie (signed in with the
+    /// server token).
+    pub fn has_session(&self, req: &HttpRequest) -> bool {
+        !self.token.is_empty()
+            && cookie_value(req, &self.cookie).is_some_and(|v| self.session_matches(v))
+    }
+
+    /// 403 for a foreign `Host` or a cross-origin request.
+    pub fn check_origin(&self, req: &HttpRequest) -> Result<(), ApiError> {
         let host = req
             .headers()
             .get(header::HOST)
@@ -104,13 +180,7 @@ impl Guard {
                 ));
             }
         }
-        if self.token.is_empty() || !protected(req.path()) || self.authenticated(req) {
-            return Ok(());
-        }
-        Err(ApiError::new(
-            ErrorKind::Unauthorized,
-            "invalid or missing bearer token",
-        ))
+        Ok(())
     }
 
     /// True when auth is off, or the request carries the bearer token or a session.
@@ -169,8 +239,10 @@ fn guard(req: &HttpRequest) -> ApiResult<&Guard> {
 pub(super) async fn status(req: HttpRequest) -> ApiResult<HttpResponse> {
     let guard = guard(&req)?;
     Ok(HttpResponse::Ok().json(json!({
-        "auth_required": !guard.token.is_empty(),
-        "authenticated": guard.authenticated(&req),
+        "auth_required": guard.auth_required(),
+        "authenticated": !guard.auth_required()
+            || guard.authenticated(&req)
+            || guard.session(&req).is_some(),
     })))
 }
 
@@ -185,19 +257,30 @@ pub(super) async fn sign_in(
     JsonBody(body): JsonBody<SignIn>,
 ) -> ApiResult<HttpResponse> {
     let guard = guard(&req)?;
-    if guard.token.is_empty() {
+    if !guard.auth_required() {
         return Ok(HttpResponse::Ok().json(json!({"authenticated": true})));
     }
-    if !crate::http::token_matches(body.token.as_bytes(), &guard.token) {
-        return Err(ApiError::new(ErrorKind::Unauthorized, "wrong token"));
-    }
+    let value = if !guard.token.is_empty()
+        && crate::http::token_matches(body.token.as_bytes(), &guard.token)
+    {
+        guard.session_value()
+    } else {
+        // An access key: the session stands for its digest, never its secret.
+        match guard.ring.lookup(body.token.as_bytes()) {
+            Some(grant) if !grant.expired(crate::time::now_micros()) => {
+                let digest = crate::keys::digest_hex(&body.token);
+                let tag = format!("k.{digest}");
+                format!("{tag}.{}", guard.mac(&tag))
+            }
+            _ => return Err(ApiError::new(ErrorKind::Unauthorized, "wrong token or key")),
+        }
+    };
     Ok(HttpResponse::Ok()
         .insert_header((
             header::SET_COOKIE,
             format!(
                 "{}={}; Path=/; HttpOnly; SameSite=Strict",
-                guard.cookie,
-                guard.session_value()
+                guard.cookie, value
             ),
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))

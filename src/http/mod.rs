@@ -1,18 +1,24 @@
 //! Shared HTTP plumbing: the auth and size gate, body extractors, query helpers, the JSON
 //! 404/405 fallbacks and `/health`.
 
+mod access;
 mod body;
 mod caller;
 mod gate;
 mod health;
 pub mod hosts;
 mod query;
+mod ratelimit;
 
 pub use body::{JsonBody, RawBody};
-pub use caller::{Agent, Caller, INSTANCE_HEADER, INSTANCE_TOKEN_HEADER, identify};
-pub use gate::{AuthToken, BodyLimit, bearer_matches, gate, token_matches};
+pub use caller::{
+    Agent, Caller, INSTANCE_HEADER, INSTANCE_TOKEN_HEADER, Principal, StrictIdentity, forbidden,
+    identify, strict_identity,
+};
+pub use gate::{Access, AuthToken, BodyLimit, bearer_matches, gate, token_matches};
 pub use health::{ServerInfo, advertised_url, health};
 pub use query::{Query, instant_param, parse_limit, parse_query};
+pub use ratelimit::Limits;
 
 use actix_web::{HttpRequest, HttpResponse};
 

@@ -543,6 +543,15 @@ impl Handler<ReleaseLock> for LockTable {
     }
 }
 
+impl Handler<GetLock> for LockTable {
+    type Result = Option<Arc<Lock>>;
+
+    fn handle(&mut self, msg: GetLock, _: &mut Self::Context) -> Self::Result {
+        let lock = self.held.locks.get(&msg.id)?;
+        self.shows(lock, now_micros()).then(|| lock.clone())
+    }
+}
+
 impl Handler<ListLocks> for LockTable {
     type Result = MessageResult<ListLocks>;
 

@@ -59,6 +59,13 @@ pub struct CheckPaths {
     pub holder: Option<String>,
 }
 
+/// The held lock `id`, if it is held.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Option<Arc<Lock>>")]
+pub struct GetLock {
+    pub id: String,
+}
+
 /// A receiver whose value changes after every commit that ended a lock (released, forced,
 /// expired, holder lost): what a waiting acquisition waits on.
 #[derive(Message, Debug)]

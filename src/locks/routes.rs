@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix::Addr;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -16,7 +16,7 @@ use super::model::{
     NewLock, TTL_SECONDS, WAIT_SECONDS,
 };
 use crate::error::ApiResult;
-use crate::http::{Caller, JsonBody, Query, method_not_allowed, parse_limit};
+use crate::http::{Caller, JsonBody, Query, method_not_allowed, parse_limit, strict_identity};
 use crate::instances::{GetInstance, InstanceError, InstanceRegistry};
 
 /// Registers the lock routes (`/api/locks/check` before `/api/locks/{id}`).
@@ -172,15 +172,39 @@ async fn holder(
     }
 }
 
+/// The project a resource pattern belongs to: its first segment.
+fn project_of(resource: &str) -> &str {
+    resource.split('/').next().unwrap_or("")
+}
+
+/// The project restriction of a key on held lock `id`'s resource and, under strict identity,
+/// that the caller is its holder (or admin), API §25. A lock not held passes: the operation
+/// itself answers 404 or 409; the lock's token still decides a renewal or a release.
+async fn may_touch(req: &HttpRequest, table: &Table, caller: &Caller, id: &str) -> ApiResult<()> {
+    let strict = strict_identity(req);
+    if !strict && !caller.restricted() {
+        return Ok(());
+    }
+    if let Ok(Some(lock)) = table.send(GetLock { id: id.to_string() }).await {
+        caller.require_project(project_of(lock.resource.as_str()))?;
+        caller.require_holder(strict, &lock.holder)?;
+    }
+    Ok(())
+}
+
 async fn acquire_lock(
+    req: HttpRequest,
     table: Table,
     registry: Registry,
     caller: Caller,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     let a = Acquisition::try_from(object::<AcquireIn>(body)?)?;
+    caller.require_project(project_of(a.resource.as_str()))?;
+    let holder = holder(&registry, a.holder, &caller).await?;
+    caller.require_holder(strict_identity(&req), &holder)?;
     let lock = NewLock {
-        holder: holder(&registry, a.holder, &caller).await?,
+        holder,
         resource: a.resource,
         mode: a.mode,
         ttl_micros: a.ttl_micros,
@@ -199,11 +223,13 @@ struct RenewIn {
 }
 
 async fn renew(
+    req: HttpRequest,
     table: Table,
     caller: Caller,
     id: web::Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
+    may_touch(&req, &table, &caller, &id).await?;
     let b = object::<RenewIn>(body)?;
     let token = token(b.token)?;
     let ttl = seconds(b.ttl_seconds, "ttl_seconds", TTL_SECONDS)?;
@@ -225,11 +251,13 @@ struct ReleaseQuery {
 }
 
 async fn release(
+    req: HttpRequest,
     table: Table,
     caller: Caller,
     id: web::Path<String>,
     q: Query<ReleaseQuery>,
 ) -> ApiResult<HttpResponse> {
+    may_touch(&req, &table, &caller, &id).await?;
     let token = match q.into_inner().token {
         None => None,
         // Without a token the release is forced; an empty or malformed one is refused.
@@ -256,7 +284,7 @@ struct ListQuery {
     limit: Option<String>,
 }
 
-async fn list(table: Table, q: Query<ListQuery>) -> ApiResult<HttpResponse> {
+async fn list(table: Table, caller: Caller, q: Query<ListQuery>) -> ApiResult<HttpResponse> {
     let q = q.into_inner();
     let resource = match q.resource.as_deref() {
         None | Some("") => None,
@@ -270,7 +298,12 @@ async fn list(table: Table, q: Query<ListQuery>) -> ApiResult<HttpResponse> {
             limit,
         })
         .await?;
-    let out: Vec<_> = locks.iter().map(|l| l.out()).collect();
+    // A key restricted to some projects sees the locks of those projects only.
+    let out: Vec<_> = locks
+        .iter()
+        .filter(|l| caller.allows_project(project_of(l.resource.as_str())))
+        .map(|l| l.out())
+        .collect();
     Ok(HttpResponse::Ok().json(out))
 }
 

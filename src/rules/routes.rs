@@ -147,6 +147,9 @@ async fn propose(
     caller: Caller,
     JsonBody(body): JsonBody<RuleIn>,
 ) -> ApiResult<HttpResponse> {
+    if caller.restricted() {
+        caller.require_project(body.project.as_deref().unwrap_or(""))?;
+    }
     let rule = rules.send(ProposeRule { rule: body, caller }).await??;
     Ok(HttpResponse::Ok().json(json!({
         "project": rule.project,

@@ -76,9 +76,14 @@ fn summary(e: &StateEntry) -> serde_json::Value {
     })
 }
 
-async fn list(store: web::Data<Addr<StateStore>>) -> ApiResult<HttpResponse> {
+async fn list(store: web::Data<Addr<StateStore>>, caller: Caller) -> ApiResult<HttpResponse> {
     let entries = store.send(ListKeys).await?;
-    let items: Vec<_> = entries.iter().map(|e| summary(e)).collect();
+    // A key restricted to some projects sees the keys of those projects only (API §25).
+    let items: Vec<_> = entries
+        .iter()
+        .filter(|e| caller.allows_project(e.key.split('/').next().unwrap_or("")))
+        .map(|e| summary(e))
+        .collect();
     Ok(HttpResponse::Ok().json(items))
 }
 

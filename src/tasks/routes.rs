@@ -17,7 +17,9 @@ use super::model::{
     MAX_REQUIRES, Status, TaskError, TaskFilter, WAIT_SECONDS,
 };
 use crate::error::ApiResult;
-use crate::http::{Caller, JsonBody, method_not_allowed, parse_limit, parse_query};
+use crate::http::{
+    Caller, JsonBody, forbidden, method_not_allowed, parse_limit, parse_query, strict_identity,
+};
 use crate::instances::{GetInstance, InstanceRegistry};
 
 /// Registers the task routes (the fixed paths before `/{id}`).
@@ -240,17 +242,44 @@ struct LeaseIn {
     retry_after_seconds: Option<Value>,
 }
 
+/// The project restriction of a key on the task's queue and, for a lease operation under
+/// strict identity, that the caller is the task's holder (or admin), API §25. An unknown
+/// task passes: the operation itself answers 404. The lease token still decides whether
+/// the operation succeeds, so a holder change after this look is refused there.
+async fn may_touch(
+    req: &HttpRequest,
+    queue: &Queue,
+    caller: &Caller,
+    id: &str,
+    lease: bool,
+) -> ApiResult<()> {
+    let strict = lease && strict_identity(req);
+    if !strict && !caller.restricted() {
+        return Ok(());
+    }
+    let Ok(Ok(task)) = queue.send(GetTask { id: id.to_string() }).await else {
+        return Ok(());
+    };
+    caller.require_project(&task.queue)?;
+    if let Some(lease) = &task.lease {
+        caller.require_holder(strict, &lease.holder)?;
+    }
+    Ok(())
+}
+
 async fn create(
     queue: Queue,
     caller: Caller,
     JsonBody(body): JsonBody<CreateIn>,
 ) -> ApiResult<HttpResponse> {
     let task = NewTask::try_from(body)?;
+    caller.require_project(&task.queue)?;
     let task = queue.send(CreateTask { task, caller }).await??;
     Ok(HttpResponse::Ok().json(task.out()))
 }
 
 async fn claim(
+    req: HttpRequest,
     queue: Queue,
     registry: Registry,
     caller: Caller,
@@ -260,10 +289,12 @@ async fn claim(
     let name = name_field("queue", body.queue)?.unwrap_or_else(|| DEFAULT_QUEUE.into());
     let lease_seconds = seconds_field("lease_seconds", body.lease_seconds, LEASE_SECONDS)?;
     let wait = seconds_field("wait_seconds", body.wait_seconds, WAIT_SECONDS)?.unwrap_or(0.0);
+    caller.require_project(&name)?;
     // Without `holder`, an agent named by the request claims for itself.
     let holder = holder
         .or_else(|| caller.id().map(str::to_string))
         .ok_or_else(|| invalid("holder is required".into()))?;
+    caller.require_holder(strict_identity(&req), &holder)?;
     let instance = registry
         .send(GetInstance { id: holder.clone() })
         .await?
@@ -282,11 +313,13 @@ async fn claim(
 }
 
 async fn renew(
+    req: HttpRequest,
     queue: Queue,
     caller: Caller,
     id: web::Path<String>,
     JsonBody(body): JsonBody<LeaseIn>,
 ) -> ApiResult<HttpResponse> {
+    may_touch(&req, &queue, &caller, &id, true).await?;
     let token = token_field(body.token)?;
     let lease_seconds = seconds_field("lease_seconds", body.lease_seconds, LEASE_SECONDS)?;
     let msg = RenewLease {
@@ -299,11 +332,13 @@ async fn renew(
 }
 
 async fn complete(
+    req: HttpRequest,
     queue: Queue,
     caller: Caller,
     id: web::Path<String>,
     JsonBody(body): JsonBody<LeaseIn>,
 ) -> ApiResult<HttpResponse> {
+    may_touch(&req, &queue, &caller, &id, true).await?;
     let token = token_field(body.token)?;
     let msg = CompleteTask {
         id: id.into_inner(),
@@ -315,11 +350,13 @@ async fn complete(
 }
 
 async fn fail(
+    req: HttpRequest,
     queue: Queue,
     caller: Caller,
     id: web::Path<String>,
     JsonBody(body): JsonBody<LeaseIn>,
 ) -> ApiResult<HttpResponse> {
+    may_touch(&req, &queue, &caller, &id, true).await?;
     let token = token_field(body.token)?;
     let error = match body.error {
         Some(Value::String(s)) if s.len() <= MAX_ERROR_LEN => s,
@@ -345,11 +382,13 @@ async fn fail(
 }
 
 async fn release(
+    req: HttpRequest,
     queue: Queue,
     caller: Caller,
     id: web::Path<String>,
     JsonBody(body): JsonBody<LeaseIn>,
 ) -> ApiResult<HttpResponse> {
+    may_touch(&req, &queue, &caller, &id, true).await?;
     let token = token_field(body.token)?;
     let msg = ReleaseTask {
         id: id.into_inner(),
@@ -359,7 +398,13 @@ async fn release(
     Ok(HttpResponse::Ok().json(queue.send(msg).await??.out()))
 }
 
-async fn cancel(queue: Queue, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn cancel(
+    req: HttpRequest,
+    queue: Queue,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    may_touch(&req, &queue, &caller, &id, false).await?;
     let msg = CancelTask {
         id: id.into_inner(),
         caller,
@@ -367,7 +412,13 @@ async fn cancel(queue: Queue, caller: Caller, id: web::Path<String>) -> ApiResul
     Ok(HttpResponse::Ok().json(queue.send(msg).await??.out()))
 }
 
-async fn retry(queue: Queue, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn retry(
+    req: HttpRequest,
+    queue: Queue,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    may_touch(&req, &queue, &caller, &id, false).await?;
     let msg = RetryTask {
         id: id.into_inner(),
         caller,
@@ -375,12 +426,13 @@ async fn retry(queue: Queue, caller: Caller, id: web::Path<String>) -> ApiResult
     Ok(HttpResponse::Ok().json(queue.send(msg).await??.out()))
 }
 
-async fn get(queue: Queue, id: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn get(queue: Queue, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
     let task = queue
         .send(GetTask {
             id: id.into_inner(),
         })
         .await??;
+    caller.require_project(&task.queue)?;
     Ok(HttpResponse::Ok().json(task.out()))
 }
 
@@ -400,7 +452,7 @@ fn filter_value(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
 }
 
-async fn list(req: HttpRequest, queue: Queue) -> ApiResult<HttpResponse> {
+async fn list(req: HttpRequest, queue: Queue, caller: Caller) -> ApiResult<HttpResponse> {
     let q: ListQuery = parse_query(&req)?;
     let status = match filter_value(q.status) {
         None => None,
@@ -418,7 +470,12 @@ async fn list(req: HttpRequest, queue: Queue) -> ApiResult<HttpResponse> {
     };
     let limit = parse_limit(q.limit.as_deref(), 50);
     let tasks = queue.send(ListTasks { filter, limit }).await??;
-    let out: Vec<Value> = tasks.iter().map(|t| t.out()).collect();
+    // A key restricted to some projects sees the tasks of those queues only.
+    let out: Vec<Value> = tasks
+        .iter()
+        .filter(|t| caller.allows_project(&t.queue))
+        .map(|t| t.out())
+        .collect();
     Ok(HttpResponse::Ok().json(out))
 }
 
@@ -429,8 +486,14 @@ struct StatsQuery {
     queue: Option<String>,
 }
 
-async fn stats(req: HttpRequest, queue: Queue) -> ApiResult<HttpResponse> {
+async fn stats(req: HttpRequest, queue: Queue, caller: Caller) -> ApiResult<HttpResponse> {
     let q: StatsQuery = parse_query(&req)?;
+    if caller.restricted() {
+        match filter_value(q.queue.clone()) {
+            Some(name) => caller.require_project(&name)?,
+            None => return Err(forbidden("a key restricted to projects must name a queue")),
+        }
+    }
     let stats = queue
         .send(GetStats {
             queue: filter_value(q.queue),
@@ -439,7 +502,12 @@ async fn stats(req: HttpRequest, queue: Queue) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(stats.out()))
 }
 
-async fn group(queue: Queue, group: web::Path<String>) -> ApiResult<HttpResponse> {
+async fn group(queue: Queue, caller: Caller, group: web::Path<String>) -> ApiResult<HttpResponse> {
+    if caller.restricted() {
+        return Err(forbidden(
+            "groups span queues: not for a key restricted to projects",
+        ));
+    }
     let summary = queue
         .send(GetGroup {
             group: group.into_inner(),
@@ -458,8 +526,14 @@ struct WaitQuery {
 async fn group_wait(
     req: HttpRequest,
     queue: Queue,
+    caller: Caller,
     group: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
+    if caller.restricted() {
+        return Err(forbidden(
+            "groups span queues: not for a key restricted to projects",
+        ));
+    }
     let q: WaitQuery = parse_query(&req)?;
     let timeout = match q.timeout.as_deref().map(str::trim) {
         None | Some("") => DEFAULT_GROUP_WAIT,

@@ -330,3 +330,52 @@ async fn an_empty_bind_disables_the_dashboard_and_a_taken_one_is_handled() {
         .expect("a default address that is taken only disables the dashboard");
     assert_eq!(app.dashboard_port(), None);
 }
+
+#[actix_web::test]
+async fn a_key_signs_in_to_the_dashboard_with_its_scopes_until_revoked() {
+    let (app, dash) = with_dashboard(Some("dash-secret")).await;
+    let http = client();
+    let created = app
+        .request(reqwest::Method::POST, "/api/keys")
+        .json(&json!({"name": "viewer", "scopes": ["read"]}))
+        .send()
+        .await
+        .unwrap();
+    let created = assert_json(created, StatusCode::OK).await;
+    let secret = created["key"].as_str().unwrap();
+    let signed = http
+        .post(format!("{dash}/session"))
+        .json(&json!({"token": secret}))
+        .send()
+        .await
+        .unwrap();
+    let set = signed.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    assert_json(signed, StatusCode::OK).await;
+    assert!(!set.contains(secret), "the cookie never holds the key");
+    let cookie = set.split(';').next().unwrap().to_string();
+    let with = |req: reqwest::RequestBuilder| req.header(COOKIE, cookie.clone());
+    let me = with(http.get(format!("{dash}/api/whoami")))
+        .send()
+        .await
+        .unwrap();
+    let me = assert_json(me, StatusCode::OK).await;
+    assert_eq!(me["principal"], "key");
+    assert_eq!(me["scopes"], json!(["read"]));
+    let put = with(http.put(format!("{dash}/api/state/x")).body("1"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(put, StatusCode::FORBIDDEN).await;
+    let id = created["id"].as_str().unwrap();
+    let revoked = app
+        .request(reqwest::Method::DELETE, &format!("/api/keys/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_json(revoked, StatusCode::OK).await;
+    let after = with(http.get(format!("{dash}/api/state")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(after, StatusCode::UNAUTHORIZED).await;
+}

@@ -13,6 +13,7 @@ mod events;
 mod helpers;
 mod http;
 mod instances;
+mod keys;
 mod liveness;
 mod llm;
 mod locks;

@@ -529,3 +529,46 @@ def test_missing_key_is_a_clear_message(koor, ui):
     body = page.locator("body").inner_text()
     for raw in ("TypeError", "undefined", "[object Object]", "Traceback", "NaN"):
         assert raw not in body, f"the page shows a raw {raw!r}"
+
+
+def test_keys_page_and_a_read_only_key(koor_auth, ui):
+    """The admin creates a read-only key on the Keys page (its secret shown once); signed in
+    with that key, the page hides the Keys page and every action the key may not do."""
+    ui.allow_status(401)
+    koor_auth.put("/api/state/shared/cfg", json={"v": 1})
+    page = ui.open(koor_auth.dash_url + "/")
+    page.get_by_test_id("token-input").fill(koor_auth.token)
+    page.get_by_test_id("token-submit").click()
+    keys_link = page.locator('.nav a[data-page="keys"]')
+    expect(keys_link).to_be_visible()
+    keys_link.click()
+    page.get_by_test_id("key-form-name").fill("viewer")
+    page.get_by_test_id("key-form-scope").select_option("read")
+    page.get_by_test_id("key-form-submit").click()
+    secret_box = page.get_by_test_id("key-secret")
+    expect(secret_box).to_contain_text("koor_")
+    secret = secret_box.locator("code").inner_text().strip()
+    assert secret.startswith("koor_"), secret
+    expect(page.get_by_test_id("key-row").filter(has_text="viewer")).to_be_visible()
+    expect(page.get_by_test_id("key-row")).not_to_contain_text(secret)
+    ui.shot("keys")
+
+    page.get_by_test_id("sign-out").click()
+    page.get_by_test_id("token-input").fill(secret)
+    page.get_by_test_id("token-submit").click()
+    expect(page.get_by_test_id("login-form")).to_be_hidden()
+    expect(page.locator("body")).to_have_attribute("data-scope", "read")
+    expect(keys_link).to_be_hidden()
+    expect(page.get_by_test_id("keys-admin-only")).to_be_visible()
+    ui.open(koor_auth.dash_url + "/webhooks")
+    expect(page.get_by_test_id("webhooks")).to_be_visible()
+    expect(page.get_by_test_id("webhook-add")).to_be_hidden()
+    ui.open(koor_auth.dash_url + "/")
+    expect(page.get_by_test_id("tax-reset")).to_be_hidden()
+    ui.shot("read-only-overview")
+    # The server refuses what the page hides.
+    ui.allow_status(403)
+    me = page.evaluate("fetch('/api/whoami').then(r => r.json())")
+    assert me["principal"] == "key" and me["scopes"] == ["read"], me
+    status = page.evaluate("fetch('/api/state/shared/cfg', {method: 'PUT', body: '2'}).then(r => r.status)")
+    assert status == 403, status

@@ -494,6 +494,7 @@ const ROUTES = {
   '/tasks': { title: 'Tasks', view: tasksPage },
   '/locks': { title: 'Locks', view: locksPage },
   '/storage': { title: 'Storage', view: storagePage },
+  '/keys': { title: 'Keys', view: keysPage },
 };
 
 let page = null;
@@ -590,7 +591,7 @@ function overviewPage(ctx) {
 
   const resetBtn = button('Reset', () => act(resetBtn,
     () => api('/api/metrics/reset', { method: 'POST' }).then(loadMetrics),
-    'Token tax counters reset'), { class: 'btn small', 'data-testid': 'tax-reset' });
+    'Token tax counters reset'), { class: 'btn small', 'data-testid': 'tax-reset', 'data-needs': 'admin' });
   const groupSelect = select('group_by', [['project', 'by project'], ['model', 'by model'], ['instance', 'by agent'], ['session_tag', 'by session']],
     groupBy, {
       'aria-label': 'Group LLM spend', class: 'small',
@@ -607,7 +608,7 @@ function overviewPage(ctx) {
       card('Token tax', { testid: 'tax-card', actions: [resetBtn] }, tax),
       card('LLM spend', { testid: 'llm-card', actions: [groupSelect] }, llm),
       card('Server', { testid: 'server-card' }, server)),
-    card('LLM budgets', { testid: 'budgets-card' }, budgets, budgetForm(() => loadBudgets())),
+    card('LLM budgets', { testid: 'budgets-card' }, budgets, h('div', { 'data-needs': 'write' }, budgetForm(() => loadBudgets()))),
   );
 
   const loadInstances = refresher(ctx, instances, () => api('/api/instances'), (list) => {
@@ -756,7 +757,7 @@ function budgetTable(list, reload) {
     const del = button('Delete', async () => {
       const ok = await confirmAction({ title: `Delete budget ${b.scope}?`, message: 'Spending in this scope will no longer be limited or announced.', ok: 'Delete', danger: true });
       if (ok) act(del, () => api(`/api/llm/budgets/${enc(b.scope)}`, { method: 'DELETE' }).then(reload), `Budget ${b.scope} deleted`);
-    }, { class: 'btn small ghost' });
+    }, { class: 'btn small ghost', 'data-needs': 'write' });
     return h('tr', { 'data-testid': 'budget-row' },
       h('td', {}, code(b.scope)),
       h('td', {}, b.period, h('div', { class: 'muted small' }, 'started ', timeAgo(b.period_start))),
@@ -928,7 +929,7 @@ function historyView(ctx, key, versions, current) {
         h('pre', { class: 'code value', 'data-testid': 'version-value' }, pretty(res.text).text));
     }), { class: 'btn small ghost' });
     const rollback = v.version !== current && button(`Roll back to v${v.version}`,
-      () => rollbackTo(key, v.version, current), { class: 'btn small', 'data-testid': `rollback-${v.version}` });
+      () => rollbackTo(key, v.version, current), { class: 'btn small', 'data-testid': `rollback-${v.version}`, 'data-needs': 'write' });
     return h('tr', { 'data-testid': 'version-row' },
       h('td', { class: 'num' }, v.version, v.version === current && h('span', { class: 'muted small' }, ' current')),
       h('td', {}, timeAgo(v.updated_at)),
@@ -1130,7 +1131,7 @@ function proposedTable(proposed) {
       const btn = button(verb === 'accept' ? 'Accept' : 'Reject', () => act(btn, async () => {
         await api(`${path}/${verb}`, { method: 'POST' });
         navigate(`/rules?project=${enc(r.project)}`);
-      }, `Rule ${r.rule_id} ${verb}ed`), { class: `btn small${verb === 'accept' ? ' primary' : ''}`, 'data-testid': `rule-${verb}` });
+      }, `Rule ${r.rule_id} ${verb}ed`), { class: `btn small${verb === 'accept' ? ' primary' : ''}`, 'data-testid': `rule-${verb}`, 'data-needs': 'admin' });
       return btn;
     };
     return h('tr', { 'data-testid': 'proposed-rule' },
@@ -1153,11 +1154,11 @@ async function ruleSet(project, reload) {
     }));
     $('input, select', formHolder)?.focus();
   };
-  const add = button('Add rule', () => openForm(null), { class: 'btn primary small', 'data-testid': 'rule-add' });
+  const add = button('Add rule', () => openForm(null), { class: 'btn primary small', 'data-testid': 'rule-add', 'data-needs': 'write' });
   const rows = rules.map((r) => {
     // A proposal is decided above (Accept or Reject); it can be withdrawn here.
-    const edit = r.status !== 'proposed' && button('Edit', () => openForm(r), { class: 'btn small ghost', 'data-testid': 'rule-edit' });
-    const del = button('Delete', () => deleteRule(del, project, r, reload), { class: 'btn small ghost', 'data-testid': 'rule-delete' });
+    const edit = r.status !== 'proposed' && button('Edit', () => openForm(r), { class: 'btn small ghost', 'data-testid': 'rule-edit', 'data-needs': 'write' });
+    const del = button('Delete', () => deleteRule(del, project, r, reload), { class: 'btn small ghost', 'data-testid': 'rule-delete', 'data-needs': 'admin' });
     return h('tr', { 'data-testid': 'rule-row' },
       h('td', {}, h('strong', { class: 'mono nowrap' }, r.rule_id)),
       h('td', {}, badge(r.status)),
@@ -1330,7 +1331,7 @@ function webhooksPage(ctx) {
   ctx.main.append(
     pageHead('Webhooks', 'Matching events are delivered to these URLs, retried with backoff; 10 failures in a row disable a webhook.'),
     listEl,
-    card('Add a webhook', { testid: 'webhook-add' }, webhookForm(load)));
+    h('div', { 'data-needs': 'admin' }, card('Add a webhook', { testid: 'webhook-add' }, webhookForm(load))));
   load();
   ctx.every(WEBHOOK_REFRESH_MS, load);
   ctx.onEvent(debounce(load, 300));
@@ -1356,7 +1357,7 @@ function webhookCard(w, deliveries, reload) {
     h('header', { class: 'card-head' },
       h('h2', {}, h('span', { class: 'mono' }, w.id), ' ',
         h('span', { 'data-testid': 'webhook-status' }, badge(w.active ? 'active' : 'disabled'))),
-      h('div', { class: 'actions' }, actions)),
+      h('div', { class: 'actions', 'data-needs': 'admin' }, actions)),
     kv([
       ['URL', code(w.url)],
       ['Patterns', w.patterns.map((p) => code(p)).flatMap((c, i) => (i ? [' ', c] : [c]))],
@@ -1374,7 +1375,7 @@ function deliveryTable(w, deliveries, reload) {
     const canRetry = d.state === 'failed' || (d.state === 'pending' && d.attempts > 0);
     const retry = canRetry && button(d.state === 'failed' ? 'Retry' : 'Retry now', () => act(retry,
       () => api(`/api/webhooks/${enc(w.id)}/deliveries/${d.id}/retry`, { method: 'POST' }).then(reload),
-      `Delivery ${d.id} queued again`), { class: 'btn small', 'data-testid': 'delivery-retry' });
+      `Delivery ${d.id} queued again`), { class: 'btn small', 'data-testid': 'delivery-retry', 'data-needs': 'admin' });
     return h('tr', { 'data-testid': 'delivery-row' },
       h('td', { class: 'num' }, d.id),
       h('td', {}, h('span', { class: 'mono' }, d.topic), h('span', { class: 'muted small' }, ` #${d.event_id}`)),
@@ -1423,7 +1424,7 @@ function compliancePage(ctx) {
     load();
     return r;
   }, (r) => `Compliance pass done: ${r.count} run(s), ${r.runs.filter((x) => !x.pass).length} failing`),
-  { class: 'btn primary', 'data-testid': 'compliance-run' });
+  { class: 'btn primary', 'data-testid': 'compliance-run', 'data-needs': 'write' });
   ctx.main.append(
     pageHead('Compliance', 'Each pass checks every active agent against the contract specs of the project named by its workspace.', runNow),
     card('Recent runs', {}, listEl));
@@ -1666,7 +1667,7 @@ function taskTable(tasks, names, { queue, status, reload }) {
             ok: 'Retry',
           });
           if (ok) act(retry, () => api(`/api/tasks/${enc(t.id)}/retry`, { method: 'POST' }).then(reload), `Task ${t.id} queued again`);
-        }, { class: 'btn small', 'data-testid': 'task-retry' });
+        }, { class: 'btn small', 'data-testid': 'task-retry', 'data-needs': 'write' });
         actions.push(retry);
       }
       if (t.status === 'queued' || t.status === 'leased' || t.status === 'failed') {
@@ -1680,7 +1681,7 @@ function taskTable(tasks, names, { queue, status, reload }) {
             danger: true,
           });
           if (ok) act(cancel, () => api(`/api/tasks/${enc(t.id)}/cancel`, { method: 'POST' }).then(reload), `Task ${t.id} cancelled`);
-        }, { class: 'btn small ghost', 'data-testid': 'task-cancel' });
+        }, { class: 'btn small ghost', 'data-testid': 'task-cancel', 'data-needs': 'write' });
         actions.push(cancel);
       }
       const payload = compact(t.payload, 80);
@@ -1798,7 +1799,7 @@ function lockTable(locks, names, resource, reload) {
         danger: true,
       });
       if (ok) act(release, () => api(`/api/locks/${enc(l.id)}`, { method: 'DELETE' }).then(reload), `Lock on ${l.resource} released`);
-    }, { class: 'btn small ghost', 'data-testid': 'lock-release' });
+    }, { class: 'btn small ghost', 'data-testid': 'lock-release', 'data-needs': 'admin' });
     return h('tr', { 'data-testid': 'lock-row', 'data-lock': l.id },
       h('td', {}, code(l.resource)),
       h('td', {}, badge(l.mode, l.mode === 'exclusive' ? 'warning' : 'pending')),
@@ -1860,10 +1861,91 @@ function storageHealth(c) {
 /* 7. Boot                                                             */
 /* ------------------------------------------------------------------ */
 
+/**
+ * Who this browser acts as (GET /api/whoami): its highest scope goes on <body data-scope>,
+ * and the stylesheet hides every element whose data-needs is a scope it lacks (the Keys
+ * page for all but admin). The server checks every request anyway.
+ */
+async function loadScope() {
+  try {
+    const me = await api('/api/whoami');
+    const scopes = me.scopes || [];
+    document.body.dataset.scope = scopes.includes('admin') ? 'admin' : scopes.includes('write') ? 'write' : 'read';
+    document.body.dataset.principal = me.principal || '';
+  } catch (err) {
+    if (!err.auth) showError(err);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* 6h. Keys (admin only)                                               */
+/* ------------------------------------------------------------------ */
+
+function keysPage(ctx) {
+  if (document.body.dataset.scope && document.body.dataset.scope !== 'admin') {
+    ctx.main.append(pageHead('Keys'), h('div', { class: 'empty', 'data-testid': 'keys-admin-only' }, 'Managing keys needs an admin credential.'));
+    return;
+  }
+  const listEl = h('div', { 'data-testid': 'keys' }, h('p', { class: 'muted' }, 'Loading…'));
+  const secretEl = h('div', { 'data-testid': 'key-secret-box' });
+  const showSecret = (k, verb) => {
+    secretEl.replaceChildren(h('section', { class: 'card', 'data-testid': 'key-secret' },
+      h('h2', {}, `Key ${k.name} ${verb}`),
+      h('p', {}, 'Copy the secret now: it is shown only once, and koor keeps only its digest.'),
+      h('p', {}, code(k.key))));
+  };
+  const load = refresher(ctx, listEl, () => api('/api/keys'), (keys) => (keys.length
+    ? table(['Name', 'Scopes', 'Projects', 'Rate limit', 'Expires', 'Last used', 'Created', ''], keys.map((k) => {
+      const rotate = button('Rotate', async () => {
+        const ok = await confirmAction({ title: `Rotate key ${k.name}?`, message: 'A new secret replaces the old one, which is refused from the next request on.', ok: 'Rotate' });
+        if (ok) act(rotate, async () => { showSecret(await api(`/api/keys/${enc(k.id)}/rotate`, { method: 'POST' }), 'rotated'); load(); }, `Key ${k.name} rotated`);
+      }, { class: 'btn small', 'data-testid': 'key-rotate' });
+      const revoke = button('Revoke', async () => {
+        const ok = await confirmAction({ title: `Revoke key ${k.name}?`, message: 'Every request with it is refused from now on.', ok: 'Revoke', danger: true });
+        if (ok) act(revoke, () => api(`/api/keys/${enc(k.id)}`, { method: 'DELETE' }).then(load), `Key ${k.name} revoked`);
+      }, { class: 'btn small ghost', 'data-testid': 'key-revoke' });
+      return h('tr', { 'data-testid': 'key-row' },
+        h('td', {}, h('strong', {}, k.name), h('div', { class: 'muted small mono' }, k.id)),
+        h('td', {}, k.scopes.join(', ')),
+        h('td', {}, k.projects ? k.projects.join(', ') : h('span', { class: 'muted' }, 'all')),
+        h('td', {}, k.rate_limit != null ? `${k.rate_limit}/s` : h('span', { class: 'muted' }, 'server')),
+        h('td', {}, k.expires_at ? timeAgo(k.expires_at) : h('span', { class: 'muted' }, 'never')),
+        h('td', {}, k.last_used_at ? timeAgo(k.last_used_at) : h('span', { class: 'muted' }, '—')),
+        h('td', {}, timeAgo(k.created_at)),
+        h('td', { class: 'row-actions' }, rotate, revoke));
+    }))
+    : empty('No keys. Create one below, or with ', code('koor keys create NAME --scopes read'), '.')));
+
+  const name = h('input', { name: 'name', required: true, placeholder: 'ci-reader', 'data-testid': 'key-form-name' });
+  const scope = select('scope', [['read', 'read'], ['write', 'read, write'], ['admin', 'read, write, admin']], 'read', { 'data-testid': 'key-form-scope' });
+  const projects = h('input', { name: 'projects', placeholder: 'all projects, or web, api' });
+  const rate = h('input', { name: 'rate_limit', type: 'number', min: 0, step: 'any', placeholder: 'server limit' });
+  const save = h('button', { type: 'submit', class: 'btn primary', 'data-testid': 'key-form-submit' }, 'Create key');
+  const form = h('form', {
+    class: 'form-grid',
+    onsubmit: (e) => {
+      e.preventDefault();
+      const body = { name: name.value.trim(), scopes: [scope.value] };
+      const ps = projects.value.split(',').map((x) => x.trim()).filter(Boolean);
+      if (ps.length) body.projects = ps;
+      if (rate.value) body.rate_limit = Number(rate.value);
+      act(save, async () => { showSecret(await api('/api/keys', { method: 'POST', body }), 'created'); form.reset(); load(); }, `Key ${body.name} created`);
+    },
+  }, field('Name', name), field('Scope', scope), field('Projects', projects, 'Comma-separated; empty for every project.'),
+  field('Rate limit (requests/s)', rate), h('div', { class: 'actions end' }, save));
+
+  ctx.main.append(
+    pageHead('Keys', 'Access keys: scoped credentials for agents, CI and people. See docs/security.md.'),
+    secretEl, listEl, card('Create a key', { testid: 'key-add' }, form));
+  load();
+  ctx.onEvent((ev) => { if (ev.topic.startsWith('key.')) load(); });
+}
+
 async function startApp() {
   session.prompting = false;
   document.body.classList.remove('signed-out');
   $('#sign-out').hidden = !session.required;
+  await loadScope();
   try {
     await stream.start();
   } catch (err) {
