@@ -123,6 +123,9 @@ pub struct Config {
     /// Extra `Host` names (or `host:port`) MCP accepts besides loopback and the bind host;
     /// `*` accepts any host.
     pub mcp_allowed_hosts: Vec<String>,
+    /// Roots trusted by outgoing HTTPS (webhooks, contract tests): the system's plus the
+    /// PEM file of `--webhook-ca-file`, read once at startup.
+    pub outgoing_trust: crate::tls::Trust,
 }
 
 /// The Standard Webhooks retry schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -153,6 +156,7 @@ impl Default for Config {
                 .collect(),
             webhook_block_private: false,
             mcp_allowed_hosts: Vec::new(),
+            outgoing_trust: crate::tls::Trust::system(),
         }
     }
 }
@@ -291,6 +295,10 @@ server_settings! {
     /// bind host.
     #[arg(long, env = "KOOR_MCP_ALLOWED_HOSTS", value_name = "LIST")]
     mcp_allowed_hosts: String,
+    /// PEM file of extra root certificates for outgoing HTTPS (webhooks, contract tests),
+    /// trusted besides the system's.
+    #[arg(long, env = "KOOR_WEBHOOK_CA_FILE", value_name = "FILE")]
+    webhook_ca_file: String,
 }
 
 impl ServerSettings {
@@ -621,6 +629,11 @@ impl Config {
                     .max(Duration::from_secs(1)),
             ),
         };
+        let outgoing_trust = match o.webhook_ca_file.as_deref().map(str::trim) {
+            Some(path) if !path.is_empty() => crate::tls::Trust::with_ca_file(Path::new(path))
+                .map_err(|e| ConfigError(format!("webhook_ca_file: {e}")))?,
+            _ => d.outgoing_trust,
+        };
         let webhook_retry_schedule = match o.webhook_retry_schedule {
             Some(raw) => parse_schedule(&raw)?,
             None => d.webhook_retry_schedule,
@@ -665,6 +678,7 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or(d.mcp_allowed_hosts),
+            outgoing_trust,
         })
     }
 }

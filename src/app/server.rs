@@ -239,7 +239,7 @@ struct Shared {
 
 impl Shared {
     fn new(config: &Config, domains: &Domains, pool: PoolStats) -> Result<Shared, StartError> {
-        let contract_client = ContractClient::new().map_err(|e| {
+        let contract_client = ContractClient::new(&config.outgoing_trust).map_err(|e| {
             StartError::Load(sea_orm::DbErr::Custom(format!(
                 "cannot create HTTP client: {e}"
             )))
