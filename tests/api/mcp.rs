@@ -176,7 +176,17 @@ async fn every_tool_acts_through_the_same_domains_as_rest() {
     assert_eq!(inst["intent"], "refactor db");
 
     // get_endpoints: where the data goes.
-    let ends = ok(&client, "get_endpoints", json!({})).await;
+    let raw = text(&call(&client, "get_endpoints", json!({})).await);
+    let ends: Value = serde_json::from_str(&raw).expect("tool results are JSON");
+    // Compact JSON: the exact bytes of the value re-serialised without whitespace, and a
+    // pinned size (the answer was 1.7 kB pretty-printed) that only grows with new routes.
+    assert_eq!(raw, ends.to_string());
+    let base_len = app.url("").len();
+    assert!(
+        raw.len() - base_len <= 1_100,
+        "get_endpoints grew to {} bytes: {raw}",
+        raw.len()
+    );
     assert_eq!(ends["api_base"], app.url(""));
     let routes = ends["endpoints"].to_string();
     for path in [
