@@ -2,6 +2,7 @@
 //! 404/405 fallbacks and `/health`.
 
 mod body;
+pub mod bounds;
 mod caller;
 mod gate;
 mod health;

@@ -90,6 +90,22 @@ async fn register(
     caller: Caller,
     JsonBody(body): JsonBody<RegisterIn>,
 ) -> ApiResult<HttpResponse> {
+    use crate::http::bounds;
+    for (field, value) in [
+        ("name", &body.name),
+        ("workspace", &body.workspace),
+        ("stack", &body.stack),
+    ] {
+        if let Some(v) = value {
+            bounds::name(field, v)?;
+        }
+    }
+    if let Some(intent) = &body.intent {
+        bounds::text("intent", intent, bounds::MAX_TEXT_BYTES)?;
+    }
+    if let Some(caps) = &body.capabilities {
+        bounds::names("capabilities", caps)?;
+    }
     let msg = RegisterInstance::new(
         body.name.unwrap_or_default(),
         body.workspace,
@@ -175,6 +191,9 @@ async fn capabilities(
     id: web::Path<String>,
     JsonBody(body): JsonBody<CapabilitiesIn>,
 ) -> ApiResult<HttpResponse> {
+    if let Some(caps) = &body.capabilities {
+        crate::http::bounds::names("capabilities", caps)?;
+    }
     let inst = registry
         .send(SetCapabilities {
             id: id.into_inner(),
