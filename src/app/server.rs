@@ -235,6 +235,7 @@ struct Shared {
     subscribers: web::Data<SubscriberSettings>,
     telemetry: web::Data<HttpTelemetry>,
     pool: web::Data<PoolStats>,
+    openapi: web::Data<crate::http::openapi::OpenApiDoc>,
 }
 
 impl Shared {
@@ -262,6 +263,7 @@ impl Shared {
             }),
             telemetry: web::Data::new(telemetry),
             pool: web::Data::new(pool),
+            openapi: web::Data::new(crate::http::openapi::OpenApiDoc::new()),
         })
     }
 
@@ -289,7 +291,8 @@ impl Shared {
             .app_data(self.contract_client.clone())
             .app_data(self.subscribers.clone())
             .app_data(self.telemetry.clone())
-            .app_data(self.pool.clone());
+            .app_data(self.pool.clone())
+            .app_data(self.openapi.clone());
     }
 }
 
@@ -314,5 +317,10 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .configure(crate::audit::routes)
     .configure(crate::llm::routes)
     .configure(crate::tasks::routes)
-    .configure(crate::locks::routes);
+    .configure(crate::locks::routes)
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(crate::http::openapi::serve))
+            .default_service(web::to(crate::http::method_not_allowed("GET"))),
+    );
 }

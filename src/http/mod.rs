@@ -7,6 +7,7 @@ mod caller;
 mod gate;
 mod health;
 pub mod hosts;
+pub mod openapi;
 mod query;
 
 pub use body::{JsonBody, RawBody};

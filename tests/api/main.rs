@@ -20,6 +20,7 @@ mod locks;
 mod mcp;
 mod metrics;
 mod migrations;
+mod openapi;
 mod rules;
 mod specs;
 mod state;
