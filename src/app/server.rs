@@ -292,7 +292,12 @@ impl Shared {
             .app_data(self.subscribers.clone())
             .app_data(self.telemetry.clone())
             .app_data(self.pool.clone())
-            .app_data(self.openapi.clone());
+            .app_data(self.openapi.clone())
+            // A path segment that does not parse (a non-numeric id) is a JSON 404 like any
+            // unknown id, not actix's plain-text one.
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                crate::error::ApiError::not_found(format!("not found: {e}")).into()
+            }));
     }
 }
 

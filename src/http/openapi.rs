@@ -307,7 +307,10 @@ pub fn operations() -> Vec<Op> {
         .ok(r("StateSummary")),
         delete("/api/state/{key}", "State", "Delete a key").ok(object()),
         // Specs (§5)
-        get("/api/specs/{project}", "Specs", "List a project's specs").ok(array(object())),
+        get("/api/specs/{project}", "Specs", "List a project's specs").ok(obj(
+            &[("project", s(STR)), ("specs", array(object()))],
+            &["project", "specs"],
+        )),
         get(
             "/api/specs/{project}/{name}",
             "Specs",
@@ -411,7 +414,10 @@ pub fn operations() -> Vec<Op> {
             "A project's rules",
         )
         .query(&[("stack", t(STR))])
-        .ok(array(object())),
+        .ok(obj(
+            &[("project", s(STR)), ("rules", array(object()))],
+            &["project", "rules"],
+        )),
         put(
             "/api/validate/{project}/rules",
             "Rules",
@@ -587,7 +593,7 @@ pub fn operations() -> Vec<Op> {
             .ok(any()),
         get("/api/metrics/agents/{id}", "Metrics", "One agent's metrics")
             .query(&[("period", t(STR))])
-            .ok(object()),
+            .ok(any()),
         // LLM usage (§17)
         post("/api/llm/usage", "LLM", "Record usage")
             .body(obj(

@@ -116,3 +116,14 @@ async fn list_limits_fall_back_or_clamp() {
         .await;
     assert_eq!(got["versions"].as_array().unwrap().len(), 2, "{got}");
 }
+
+#[actix_web::test]
+async fn a_path_segment_that_does_not_parse_is_a_json_404() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .request(Method::POST, "/api/webhooks/w/deliveries/%C2%A2/retry")
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, StatusCode::NOT_FOUND).await;
+}
