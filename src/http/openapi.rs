@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! post("/api/keys", "Keys", "Create an access key")
-//!     .body(obj(&[("name", STR), ("scopes", strings())], &["name"]))
+//!     .body(obj(&[("name", s(STR)), ("scopes", strings())], &["name"]))
 //!     .ok(object())
 //!     .errors(&[409]),
 //! ```

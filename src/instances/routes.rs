@@ -90,22 +90,6 @@ async fn register(
     caller: Caller,
     JsonBody(body): JsonBody<RegisterIn>,
 ) -> ApiResult<HttpResponse> {
-    use crate::http::bounds;
-    for (field, value) in [
-        ("name", &body.name),
-        ("workspace", &body.workspace),
-        ("stack", &body.stack),
-    ] {
-        if let Some(v) = value {
-            bounds::name(field, v)?;
-        }
-    }
-    if let Some(intent) = &body.intent {
-        bounds::text("intent", intent, bounds::MAX_TEXT_BYTES)?;
-    }
-    if let Some(caps) = &body.capabilities {
-        bounds::names("capabilities", caps)?;
-    }
     let msg = RegisterInstance::new(
         body.name.unwrap_or_default(),
         body.workspace,

@@ -176,3 +176,71 @@ async fn every_json_body_endpoint_refuses_a_non_object_with_400() {
     let resp = app.get("/health").await;
     assert_json(resp, StatusCode::OK).await;
 }
+
+/// Asserts that `value`, answered by `method path` with 200, matches the document.
+fn assert_documented(doc: &Value, method: &str, path: &str, value: &Value) {
+    let schema =
+        &doc["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path} documents no JSON answer"
+    );
+    // The operation's schema, with the document's components beside it for its `$ref`s.
+    let root = serde_json::json!({"components": doc["components"], "allOf": [schema]});
+    let validator = jsonschema::draft202012::new(&root).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{method} {path}: {errors:?} in {value}");
+}
+
+#[actix_web::test]
+async fn real_answers_match_the_documented_schemas() {
+    let app = TestApp::spawn().await;
+    let doc = app.get_json("/openapi.json").await;
+    let put = app.put_state("team/plan", br#"{"step": 1}"#).await;
+    assert_documented(&doc, "put", "/api/state/{key}", &put);
+    assert_documented(&doc, "get", "/api/state", &app.get_json("/api/state").await);
+    let event = app
+        .publish("deploy.done", serde_json::json!({"ok": true}))
+        .await;
+    assert_documented(&doc, "post", "/api/events/publish", &event);
+    let history = app.get_json("/api/events/history").await;
+    assert_documented(&doc, "get", "/api/events/history", &history);
+    let registered = app
+        .register("backend", serde_json::json!({"capabilities": ["x"]}))
+        .await;
+    assert_documented(&doc, "post", "/api/instances/register", &registered);
+    let instances = app.get_json("/api/instances").await;
+    assert_documented(&doc, "get", "/api/instances", &instances);
+    let hook = app
+        .post(
+            "/api/webhooks",
+            Some(serde_json::json!({"id": "h", "url": "http://127.0.0.1:9/"})),
+            StatusCode::OK,
+        )
+        .await;
+    assert_documented(&doc, "post", "/api/webhooks", &hook);
+    assert_documented(
+        &doc,
+        "get",
+        "/api/webhooks",
+        &app.get_json("/api/webhooks").await,
+    );
+    let specs = app.get_json("/api/specs/shop").await;
+    assert_documented(&doc, "get", "/api/specs/{project}", &specs);
+    let rules = app.get_json("/api/validate/shop/rules").await;
+    assert_documented(&doc, "get", "/api/validate/{project}/rules", &rules);
+    let health = app.get_json("/health").await;
+    assert_documented(&doc, "get", "/health", &health);
+    // An error answer matches the shared error schema.
+    let resp = app.get("/api/instances/nobody").await;
+    let err = assert_error(resp, StatusCode::NOT_FOUND).await;
+    let root = serde_json::json!({"components": doc["components"],
+                                  "$ref": "#/components/schemas/Error"});
+    assert!(
+        jsonschema::draft202012::new(&root).unwrap().is_valid(&err),
+        "{err}"
+    );
+}
