@@ -914,3 +914,68 @@ async fn a_certificate_for_another_name_is_refused() {
     );
     receiver.assert_silent_for(Duration::from_millis(200)).await;
 }
+
+#[actix_web::test]
+async fn contract_tests_use_the_same_trust_for_https_services() {
+    let ca = TestCa::new("koor test CA");
+    let contract = json!({"kind": "contract", "version": 1, "endpoints": {
+        "DELETE /api/trucks": {"response_status": 200}
+    }});
+    let mut receiver = Receiver::tls(ca.server_config(&["localhost"]), "localhost").await;
+    let base = receiver.url.trim_end_matches("/hook").to_string();
+    let request = json!({"endpoint": "DELETE /api/trucks", "base_url": base});
+
+    // Trusted through the CA file: the call goes through and conforms.
+    let trusting = TestApp::spawn_with(|c| {
+        c.outgoing_trust = koor::tls::Trust::with_ca_file(ca.pem_file.path()).unwrap();
+    })
+    .await;
+    crate::specs::put_spec(&trusting, "fleet", "svc", contract.to_string().as_bytes()).await;
+    let path = "/api/contracts/fleet/svc/test";
+    let body = trusting
+        .post(path, Some(request.clone()), StatusCode::OK)
+        .await;
+    assert_eq!(body["valid"], true, "{body}");
+    assert_eq!(body["status_code"], 200, "{body}");
+    assert_eq!(receiver.next().await.method, "DELETE");
+
+    // The system roots alone do not know the CA: invalid, with the reason.
+    let plain = TestApp::spawn().await;
+    crate::specs::put_spec(&plain, "fleet", "svc", contract.to_string().as_bytes()).await;
+    let body = plain.post(path, Some(request), StatusCode::OK).await;
+    assert_eq!(body["valid"], false, "{body}");
+    let error = body["error"].as_str().unwrap().to_ascii_lowercase();
+    assert!(error.contains("certificate"), "{body}");
+    receiver.assert_silent_for(Duration::from_millis(200)).await;
+}
+
+#[actix_web::test]
+async fn the_cli_reaches_an_https_server_trusted_through_the_ca_variable() {
+    let ca = TestCa::new("koor test CA");
+    // A stand-in for a koor behind a TLS proxy: it answers every request 200.
+    let mut receiver = Receiver::tls(ca.server_config(&["localhost"]), "localhost").await;
+    let server = receiver.url.trim_end_matches("/hook").to_string();
+    let cwd = tempfile::tempdir().unwrap();
+    let run = |trust: bool| {
+        let mut cmd = tokio::process::Command::new(crate::helpers::koor_bin());
+        cmd.args(["--server", &server, "state", "get", "greeting"])
+            .current_dir(cwd.path())
+            .env_remove("KOOR_TOKEN")
+            .env_remove("KOOR_SERVER")
+            .env_remove("KOOR_WEBHOOK_CA_FILE");
+        if trust {
+            cmd.env("KOOR_WEBHOOK_CA_FILE", ca.pem_file.path());
+        }
+        cmd.output()
+    };
+    let trusted = run(true).await.unwrap();
+    assert!(trusted.status.success(), "{trusted:?}");
+    let got = receiver.next().await;
+    assert_eq!(got.method, "GET");
+
+    let untrusted = run(false).await.unwrap();
+    assert!(!untrusted.status.success());
+    let stderr = String::from_utf8_lossy(&untrusted.stderr).to_ascii_lowercase();
+    assert!(stderr.contains("certificate"), "{stderr}");
+    receiver.assert_silent_for(Duration::from_millis(200)).await;
+}
