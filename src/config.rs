@@ -137,6 +137,9 @@ pub struct Config {
     pub rate_limit: f64,
     /// Requests a principal may send at once before the rate applies (default 2 x rate).
     pub rate_burst: f64,
+    /// Roots trusted by outgoing HTTPS (webhooks, contract tests): the system's plus the
+    /// PEM file of `--webhook-ca-file`, read once at startup.
+    pub outgoing_trust: crate::tls::Trust,
 }
 
 /// The Standard Webhooks retry schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -173,6 +176,7 @@ impl Default for Config {
             strict_identity: false,
             rate_limit: 0.0,
             rate_burst: 0.0,
+            outgoing_trust: crate::tls::Trust::system(),
         }
     }
 }
@@ -360,6 +364,10 @@ server_settings! {
     /// Requests a principal may send in a burst (default 2 x --rate-limit).
     #[arg(long, env = "KOOR_RATE_BURST", value_name = "N", value_parser = seconds())]
     rate_burst: f64,
+    /// PEM file of extra root certificates for outgoing HTTPS (webhooks, contract tests),
+    /// trusted besides the system's.
+    #[arg(long, env = "KOOR_WEBHOOK_CA_FILE", value_name = "FILE")]
+    webhook_ca_file: String,
 }
 
 impl ServerSettings {
@@ -713,6 +721,11 @@ impl Config {
                 ConfigError::invalid("database_url", &crate::db::redact(url.expose()), &expected)
             })?;
         }
+        let outgoing_trust = match o.webhook_ca_file.as_deref().map(str::trim) {
+            Some(path) if !path.is_empty() => crate::tls::Trust::with_ca_file(Path::new(path))
+                .map_err(|e| ConfigError(format!("webhook_ca_file: {e}")))?,
+            _ => d.outgoing_trust,
+        };
         let webhook_retry_schedule = match o.webhook_retry_schedule {
             Some(raw) => parse_schedule(&raw)?,
             None => d.webhook_retry_schedule,
@@ -768,6 +781,7 @@ impl Config {
                 .rate_burst
                 .unwrap_or(2.0 * o.rate_limit.unwrap_or(d.rate_limit))
                 .max(1.0),
+            outgoing_trust,
         })
     }
 }

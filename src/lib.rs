@@ -47,4 +47,5 @@ pub mod tasks;
 pub mod telemetry;
 pub mod templates;
 pub mod time;
+pub mod tls;
 pub mod webhooks;

@@ -138,6 +138,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
             timeout: config.webhook_timeout,
             schedule: config.webhook_retry_schedule.clone(),
             block_private: config.webhook_block_private,
+            trust: config.outgoing_trust.clone(),
         },
     )
     .await

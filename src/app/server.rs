@@ -244,11 +244,12 @@ struct Shared {
     subscribers: web::Data<SubscriberSettings>,
     telemetry: web::Data<HttpTelemetry>,
     pool: web::Data<PoolStats>,
+    openapi: web::Data<crate::http::openapi::OpenApiDoc>,
 }
 
 impl Shared {
     fn new(config: &Config, domains: &Domains, pool: PoolStats) -> Result<Shared, StartError> {
-        let contract_client = ContractClient::new().map_err(|e| {
+        let contract_client = ContractClient::new(&config.outgoing_trust).map_err(|e| {
             StartError::Load(sea_orm::DbErr::Custom(format!(
                 "cannot create HTTP client: {e}"
             )))
@@ -279,6 +280,7 @@ impl Shared {
             }),
             telemetry: web::Data::new(telemetry),
             pool: web::Data::new(pool),
+            openapi: web::Data::new(crate::http::openapi::OpenApiDoc::new()),
         })
     }
 
@@ -310,7 +312,13 @@ impl Shared {
             .app_data(self.contract_client.clone())
             .app_data(self.subscribers.clone())
             .app_data(self.telemetry.clone())
-            .app_data(self.pool.clone());
+            .app_data(self.pool.clone())
+            .app_data(self.openapi.clone())
+            // A path segment that does not parse (a non-numeric id) is a JSON 404 like any
+            // unknown id, not actix's plain-text one.
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                crate::error::ApiError::not_found(format!("not found: {e}")).into()
+            }));
     }
 }
 
@@ -337,5 +345,10 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .configure(crate::tasks::routes)
     .configure(crate::locks::routes)
     .configure(crate::admin::routes)
-    .configure(crate::keys::routes);
+    .configure(crate::keys::routes)
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(crate::http::openapi::serve))
+            .default_service(web::to(crate::http::method_not_allowed("GET"))),
+    );
 }

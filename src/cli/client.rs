@@ -87,7 +87,8 @@ impl Client {
         if !base.contains("://") {
             base = format!("http://{base}");
         }
-        let http = reqwest::Client::builder()
+        let http = crate::tls::Trust::from_env()?
+            .client_builder()
             .no_proxy()
             .build()
             .map_err(|e| format!("cannot create HTTP client: {e}"))?;

@@ -22,9 +22,10 @@ pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ContractClient(pub reqwest::Client);
 
 impl ContractClient {
-    /// A client with the test timeout and no proxy.
-    pub fn new() -> Result<Self, reqwest::Error> {
-        reqwest::Client::builder()
+    /// A client with the test timeout, no proxy, and `trust` for `https` targets.
+    pub fn new(trust: &crate::tls::Trust) -> Result<Self, reqwest::Error> {
+        trust
+            .client_builder()
             .timeout(TEST_TIMEOUT)
             .no_proxy()
             .build()

@@ -69,6 +69,7 @@ async fn publish(
         }
         Some(_) => return Err(ApiError::bad_request("topic must be a string")),
     };
+    crate::http::bounds::name("topic", &topic)?;
     let event = bus
         .send(Publish {
             topic,
@@ -94,7 +95,17 @@ struct HistoryQuery {
 }
 
 fn parse_query(req: &HttpRequest) -> ApiResult<HistoryQuery> {
-    crate::http::parse_query(req)
+    let q: HistoryQuery = crate::http::parse_query(req)?;
+    for (field, value) in [
+        ("topic", &q.topic),
+        ("pattern", &q.pattern),
+        ("source", &q.source),
+    ] {
+        if let Some(v) = value {
+            crate::http::bounds::name(field, v)?;
+        }
+    }
+    Ok(q)
 }
 
 /// `after=ID`: a non-negative event id.

@@ -3,10 +3,12 @@
 
 mod access;
 mod body;
+pub mod bounds;
 mod caller;
 mod gate;
 mod health;
 pub mod hosts;
+pub mod openapi;
 mod query;
 mod ratelimit;
 

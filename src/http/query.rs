@@ -36,11 +36,27 @@ impl<T: DeserializeOwned> FromRequest for Query<T> {
 /// Largest list limit served; larger requests are clamped.
 pub const MAX_LIMIT: u64 = 10_000;
 
-/// A list limit: missing, non-numeric or <= 0 means `default`; large values are clamped.
+/// A list limit (API §1.7): missing, non-numeric or <= 0 means `default`; values above
+/// [`MAX_LIMIT`], however many digits they have, are clamped to it.
 pub fn parse_limit(raw: Option<&str>, default: u64) -> u64 {
-    match raw.and_then(|v| v.trim().parse::<i64>().ok()) {
-        Some(n) if n > 0 => (n as u64).min(MAX_LIMIT),
-        _ => default,
+    let Some(v) = raw.map(str::trim) else {
+        return default;
+    };
+    match v.parse::<i64>() {
+        Ok(n) if n > 0 => (n as u64).min(MAX_LIMIT),
+        Ok(_) => default,
+        // Too many digits for an integer: a positive one is clamped like any large value.
+        Err(_) => {
+            let digits = v.strip_prefix('+').unwrap_or(v);
+            if !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.bytes().any(|b| b != b'0')
+            {
+                MAX_LIMIT
+            } else {
+                default
+            }
+        }
     }
 }
 
@@ -68,6 +84,11 @@ mod tests {
             (Some("-3"), 50),
             (Some("7"), 7),
             (Some("999999"), MAX_LIMIT),
+            (Some("99999999999999999999"), MAX_LIMIT),
+            (Some("+99999999999999999999"), MAX_LIMIT),
+            (Some("-99999999999999999999"), 50),
+            (Some("1e3"), 50),
+            (Some(""), 50),
         ];
         for (raw, want) in cases {
             assert_eq!(parse_limit(raw, 50), want, "{raw:?}");

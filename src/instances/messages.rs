@@ -32,6 +32,8 @@ impl RegisterInstance {
         if name.trim().is_empty() {
             return Err(InstanceError::Invalid("name is required".into()));
         }
+        check_bounds(&name, &workspace, &intent, &stack, &capabilities)
+            .map_err(|e| InstanceError::Invalid(e.0))?;
         Ok(Self {
             name,
             workspace: workspace.unwrap_or_default(),
@@ -46,6 +48,30 @@ impl RegisterInstance {
     pub fn by(self, caller: Caller) -> Self {
         Self { caller, ..self }
     }
+}
+
+/// The input bounds of a registration (REST and MCP alike).
+fn check_bounds(
+    name: &str,
+    workspace: &Option<String>,
+    intent: &Option<String>,
+    stack: &Option<String>,
+    capabilities: &Option<Vec<String>>,
+) -> Result<(), crate::http::bounds::OutOfBounds> {
+    use crate::http::bounds;
+    bounds::name("name", name)?;
+    for (field, value) in [("workspace", workspace), ("stack", stack)] {
+        if let Some(v) = value {
+            bounds::name(field, v)?;
+        }
+    }
+    if let Some(intent) = intent {
+        bounds::text("intent", intent, bounds::MAX_TEXT_BYTES)?;
+    }
+    if let Some(caps) = capabilities {
+        bounds::names("capabilities", caps)?;
+    }
+    Ok(())
 }
 
 /// The answer to [`RegisterInstance`]: the only place the plain token ever appears.

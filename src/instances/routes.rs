@@ -175,6 +175,9 @@ async fn capabilities(
     id: web::Path<String>,
     JsonBody(body): JsonBody<CapabilitiesIn>,
 ) -> ApiResult<HttpResponse> {
+    if let Some(caps) = &body.capabilities {
+        crate::http::bounds::names("capabilities", caps)?;
+    }
     let inst = registry
         .send(SetCapabilities {
             id: id.into_inner(),

@@ -345,8 +345,9 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("metrics", "GET /api/metrics"),
 ];
 
-fn pretty(v: &Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+/// A tool result as compact JSON: every byte of it is a token the agent pays for.
+fn compact(v: &Value) -> String {
+    v.to_string()
 }
 
 impl ServerHandler for Koor {
@@ -393,7 +394,7 @@ impl ServerHandler for Koor {
             }
         };
         let result = match result {
-            Ok(value) => CallToolResult::success(vec![ContentBlock::text(pretty(&value))]),
+            Ok(value) => CallToolResult::success(vec![ContentBlock::text(compact(&value))]),
             Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
         };
         Ok(result.into())

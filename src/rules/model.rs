@@ -118,6 +118,23 @@ impl RuleIn {
         if rule_id.contains('/') {
             return Err("rule_id must not contain '/'".into());
         }
+        {
+            use crate::http::bounds;
+            bounds::name("project", &project)?;
+            bounds::name("rule_id", &rule_id)?;
+            for (field, value) in [
+                ("stack", &self.stack),
+                ("source", &self.source),
+                ("proposed_by", &self.proposed_by),
+            ] {
+                if let Some(v) = value {
+                    bounds::name(field, v)?;
+                }
+            }
+            if let Some(applies_to) = &self.applies_to {
+                bounds::names("applies_to", applies_to)?;
+            }
+        }
         let pattern = required(self.pattern, "pattern")?;
         let severity = self
             .severity

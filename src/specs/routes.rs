@@ -50,7 +50,7 @@ fn segment(kind: &str, raw: &str) -> ApiResult<()> {
             "{kind} must be a non-empty name without '/'"
         )));
     }
-    Ok(())
+    Ok(crate::http::bounds::name(kind, raw)?)
 }
 
 async fn list(specs: Specs, project: web::Path<String>) -> ApiResult<HttpResponse> {

@@ -55,9 +55,7 @@ fn key_of(req: &HttpRequest) -> ApiResult<String> {
         .load::<(String,)>()
         .map(|(k,)| k)
         .map_err(|e| ApiError::bad_request(format!("invalid key: {e}")))?;
-    if key.is_empty() {
-        return Err(ApiError::bad_request("key must not be empty"));
-    }
+    crate::http::bounds::key("key", &key)?;
     Ok(key)
 }
 

@@ -51,6 +51,18 @@ async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<TemplateIn>,
 ) -> ApiResult<HttpResponse> {
+    use crate::http::bounds;
+    for (field, value) in [("id", &body.id), ("name", &body.name), ("kind", &body.kind)] {
+        if let Some(v) = value {
+            bounds::name(field, v)?;
+        }
+    }
+    if let Some(description) = &body.description {
+        bounds::text("description", description, bounds::MAX_TEXT_BYTES)?;
+    }
+    if let Some(tags) = &body.tags {
+        bounds::names("tags", tags)?;
+    }
     let t = lib
         .send(CreateTemplate {
             template: body,
@@ -104,6 +116,7 @@ async fn apply(
     if project.contains('/') {
         return Err(ApiError::bad_request("project must not contain '/'"));
     }
+    crate::http::bounds::name("project", &project)?;
     let id = id.into_inner();
     let kind = lib
         .send(ApplyTemplate {

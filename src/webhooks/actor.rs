@@ -47,6 +47,8 @@ pub struct DispatchSettings {
     pub schedule: Vec<Duration>,
     /// Refuse loopback, private, link-local and unique-local targets.
     pub block_private: bool,
+    /// Roots trusted for `https` targets.
+    pub trust: crate::tls::Trust,
 }
 
 /// The webhooks domain actor and delivery worker.
@@ -82,7 +84,9 @@ impl WebhookDispatcher {
             .into_iter()
             .map(|h| (h.id.clone(), h))
             .collect();
-        let client = reqwest::Client::builder()
+        let client = settings
+            .trust
+            .client_builder()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()

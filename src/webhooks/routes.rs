@@ -59,6 +59,19 @@ async fn create(
     caller: Caller,
     JsonBody(input): JsonBody<WebhookIn>,
 ) -> ApiResult<HttpResponse> {
+    use crate::http::bounds;
+    if let Some(id) = &input.id {
+        bounds::name("id", id)?;
+    }
+    if let Some(url) = &input.url {
+        bounds::bounded("url", url, bounds::MAX_URL_BYTES)?;
+    }
+    if let Some(patterns) = &input.patterns {
+        bounds::names("patterns", patterns)?;
+    }
+    if let Some(secret) = &input.secret {
+        bounds::text("secret", secret, bounds::MAX_TEXT_BYTES)?;
+    }
     let hook = hooks.send(CreateWebhook { input, caller }).await??;
     Ok(HttpResponse::Ok().json(hook.out()))
 }

@@ -164,4 +164,23 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[actix_web::test]
+    async fn https_targets_get_the_same_checks() {
+        for (url, block, ok) in [
+            ("https://169.254.169.254/latest", false, false),
+            ("https://[fe80::1]/x", false, false),
+            ("https://127.0.0.1:8443/x", false, true),
+            ("https://127.0.0.1:8443/x", true, false),
+            ("https://localhost:8443/x", true, false),
+            ("https://10.0.0.1/x", true, false),
+            ("https://93.184.216.34/x", true, true),
+        ] {
+            assert_eq!(
+                check_target(url, block, true).await.is_ok(),
+                ok,
+                "{url} block_private={block}"
+            );
+        }
+    }
 }

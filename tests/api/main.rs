@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod bounds;
 mod cli;
 mod compliance;
 mod contracts;
@@ -20,6 +21,7 @@ mod locks;
 mod mcp;
 mod metrics;
 mod migrations;
+mod openapi;
 mod ops;
 mod postgres;
 mod rules;

@@ -176,7 +176,16 @@ async fn every_tool_acts_through_the_same_domains_as_rest() {
     assert_eq!(inst["intent"], "refactor db");
 
     // get_endpoints: where the data goes.
-    let ends = ok(&client, "get_endpoints", json!({})).await;
+    let raw = text(&call(&client, "get_endpoints", json!({})).await);
+    let ends: Value = serde_json::from_str(&raw).expect("tool results are JSON");
+    // Compact JSON: the exact bytes of the value re-serialised without whitespace, and its
+    // size pinned (it was about 1.7 kB pretty-printed). The API base appears twice.
+    assert_eq!(raw, ends.to_string());
+    let size = raw.len() - 2 * app.url("").len();
+    assert_eq!(
+        size, 1_288,
+        "get_endpoints changed size; if on purpose, re-pin: {raw}"
+    );
     assert_eq!(ends["api_base"], app.url(""));
     let routes = ends["endpoints"].to_string();
     for path in [

@@ -167,6 +167,35 @@ impl Receiver {
         }
     }
 
+    /// A receiver on 127.0.0.1 speaking HTTPS with `tls`, always answering 200; its URL
+    /// names `host` (which the certificate of `tls` should name).
+    async fn tls(tls: rustls::ServerConfig, host: &str) -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let script = Arc::new(Mutex::new(VecDeque::new()));
+        let (tx, seen) = mpsc::unbounded_channel();
+        let state = web::Data::new(ReceiverState {
+            script: script.clone(),
+            seen: tx,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .default_service(web::to(receive))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen_rustls_0_23(listener, tls)
+        .unwrap()
+        .run();
+        actix_web::rt::spawn(server);
+        Receiver {
+            url: format!("https://{host}:{port}/hook"),
+            script,
+            seen,
+        }
+    }
+
     /// A receiver that always answers 200.
     async fn ok() -> Receiver {
         Self::start(Vec::new()).await
@@ -706,4 +735,247 @@ async fn delivery_log_and_retry_errors() {
     assert!(delivery["created_at"].is_string(), "{delivery}");
     assert!(delivery["updated_at"].is_string(), "{delivery}");
     assert!(delivery.get("body").is_none(), "{delivery}");
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTPS targets
+// ---------------------------------------------------------------------------------------
+
+/// A certificate authority made for one test, and the PEM file of its certificate.
+struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    pem_file: tempfile::NamedTempFile,
+}
+
+impl TestCa {
+    fn new(name: &str) -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let issuer = rcgen::CertifiedIssuer::self_signed(params, key).unwrap();
+        let pem_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(pem_file.path(), issuer.pem()).unwrap();
+        TestCa { issuer, pem_file }
+    }
+
+    /// A server configuration whose certificate, signed by this CA, names `names`.
+    fn server_config(&self, names: &[&str]) -> rustls::ServerConfig {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let chain = vec![cert.der().clone(), self.issuer.der().clone()];
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap()
+    }
+}
+
+#[actix_web::test]
+async fn https_deliveries_are_verified_against_the_ca_file_and_signed() {
+    let ca = TestCa::new("koor test CA");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.pem_file.path().to_str().unwrap();
+    let server = ServerProcess::start(
+        dir.path(),
+        &[
+            "--webhook-ca-file",
+            ca_file,
+            "--webhook-retry-schedule",
+            "0",
+        ],
+    )
+    .await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    for host in ["localhost", "127.0.0.1"] {
+        let mut receiver = Receiver::tls(ca.server_config(&[host]), host).await;
+        let id = format!("tls-{}", host.replace('.', "-"));
+        let resp = client
+            .post(server.url("/api/webhooks"))
+            .json(
+                &json!({"id": id, "url": receiver.url, "patterns": ["deploy.*"], "secret": SECRET}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_json(resp, StatusCode::OK).await;
+        let resp = client
+            .post(server.url("/api/events/publish"))
+            .json(&json!({"topic": "deploy.done", "data": {"host": host}}))
+            .send()
+            .await
+            .unwrap();
+        let event = assert_json(resp, StatusCode::OK).await;
+
+        // Both hooks match; this receiver sees only its own deliveries.
+        let got = receiver.next().await;
+        assert_eq!(got.json()["event_id"], event["id"], "{host}");
+        assert_eq!(got.json()["data"]["host"], host);
+        let koor = hex::encode(hmac_sha256(SECRET.as_bytes(), &got.body));
+        assert_eq!(
+            got.header("x-koor-signature"),
+            Some(koor.as_str()),
+            "{host}"
+        );
+        assert!(got.header("webhook-signature").is_some(), "{host}");
+
+        // The synchronous test fire goes over HTTPS too.
+        let resp = client
+            .post(server.url(&format!("/api/webhooks/{id}/test")))
+            .send()
+            .await
+            .unwrap();
+        let tested = assert_json(resp, StatusCode::OK).await;
+        assert_eq!(tested["status"], "ok", "{host}");
+        assert_eq!(receiver.next().await.json()["topic"], "webhook.test");
+
+        // Stop this hook before the next host's event.
+        let resp = client
+            .delete(server.url(&format!("/api/webhooks/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_json(resp, StatusCode::OK).await;
+    }
+}
+
+#[actix_web::test]
+async fn an_untrusted_certificate_is_a_failed_delivery_with_the_reason_logged() {
+    let trusted = TestCa::new("trusted CA");
+    let stranger = TestCa::new("unknown CA");
+    let app = TestApp::spawn_with(|c| {
+        c.webhook_retry_schedule = vec![Duration::ZERO];
+        c.outgoing_trust = koor::tls::Trust::with_ca_file(trusted.pem_file.path()).unwrap();
+    })
+    .await;
+    let mut receiver = Receiver::tls(stranger.server_config(&["127.0.0.1"]), "127.0.0.1").await;
+    create_hook(&app, "untrusted", &receiver.url, &["*"], SECRET).await;
+    app.publish("deploy.done", json!({})).await;
+
+    let failed = newest_delivery_in(&app, "untrusted", "failed").await;
+    let reason = failed["last_error"].as_str().unwrap().to_ascii_lowercase();
+    assert!(reason.contains("certificate"), "{failed}");
+    assert_eq!(hook(&app, "untrusted").await["fail_count"], 1);
+    // The test fire fails the same way, with a 400 that says why.
+    let resp = app
+        .request(Method::POST, "/api/webhooks/untrusted/test")
+        .send()
+        .await
+        .unwrap();
+    let err = assert_error(resp, StatusCode::BAD_REQUEST).await;
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("certificate"),
+        "{err}"
+    );
+    // Nothing ever reached the receiver, and the server is still healthy.
+    receiver.assert_silent_for(Duration::from_millis(200)).await;
+    let health = app.get_json("/health").await;
+    assert_eq!(health["status"], "ok");
+}
+
+#[actix_web::test]
+async fn a_certificate_for_another_name_is_refused() {
+    let ca = TestCa::new("koor test CA");
+    let app = TestApp::spawn_with(|c| {
+        c.webhook_retry_schedule = vec![Duration::ZERO];
+        c.outgoing_trust = koor::tls::Trust::with_ca_file(ca.pem_file.path()).unwrap();
+    })
+    .await;
+    // Signed by the trusted CA, but for another host than the one in the URL.
+    let mut receiver = Receiver::tls(ca.server_config(&["example.test"]), "127.0.0.1").await;
+    create_hook(&app, "misnamed", &receiver.url, &["*"], "").await;
+    app.publish("deploy.done", json!({})).await;
+    let failed = newest_delivery_in(&app, "misnamed", "failed").await;
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("certificate"),
+        "{failed}"
+    );
+    receiver.assert_silent_for(Duration::from_millis(200)).await;
+}
+
+#[actix_web::test]
+async fn contract_tests_use_the_same_trust_for_https_services() {
+    let ca = TestCa::new("koor test CA");
+    let contract = json!({"kind": "contract", "version": 1, "endpoints": {
+        "DELETE /api/trucks": {"response_status": 200}
+    }});
+    let mut receiver = Receiver::tls(ca.server_config(&["localhost"]), "localhost").await;
+    let base = receiver.url.trim_end_matches("/hook").to_string();
+    let request = json!({"endpoint": "DELETE /api/trucks", "base_url": base});
+
+    // Trusted through the CA file: the call goes through and conforms.
+    let trusting = TestApp::spawn_with(|c| {
+        c.outgoing_trust = koor::tls::Trust::with_ca_file(ca.pem_file.path()).unwrap();
+    })
+    .await;
+    crate::specs::put_spec(&trusting, "fleet", "svc", contract.to_string().as_bytes()).await;
+    let path = "/api/contracts/fleet/svc/test";
+    let body = trusting
+        .post(path, Some(request.clone()), StatusCode::OK)
+        .await;
+    assert_eq!(body["valid"], true, "{body}");
+    assert_eq!(body["status_code"], 200, "{body}");
+    assert_eq!(receiver.next().await.method, "DELETE");
+
+    // The system roots alone do not know the CA: invalid, with the reason.
+    let plain = TestApp::spawn().await;
+    crate::specs::put_spec(&plain, "fleet", "svc", contract.to_string().as_bytes()).await;
+    let body = plain.post(path, Some(request), StatusCode::OK).await;
+    assert_eq!(body["valid"], false, "{body}");
+    let error = body["error"].as_str().unwrap().to_ascii_lowercase();
+    assert!(error.contains("certificate"), "{body}");
+    receiver.assert_silent_for(Duration::from_millis(200)).await;
+}
+
+#[actix_web::test]
+async fn the_cli_reaches_an_https_server_trusted_through_the_ca_variable() {
+    let ca = TestCa::new("koor test CA");
+    // A stand-in for a koor behind a TLS proxy: it answers every request 200.
+    let mut receiver = Receiver::tls(ca.server_config(&["localhost"]), "localhost").await;
+    let server = receiver.url.trim_end_matches("/hook").to_string();
+    let cwd = tempfile::tempdir().unwrap();
+    let run = |trust: bool| {
+        let mut cmd = tokio::process::Command::new(crate::helpers::koor_bin());
+        cmd.args(["--server", &server, "state", "get", "greeting"])
+            .current_dir(cwd.path())
+            .env_remove("KOOR_TOKEN")
+            .env_remove("KOOR_SERVER")
+            .env_remove("KOOR_WEBHOOK_CA_FILE");
+        if trust {
+            cmd.env("KOOR_WEBHOOK_CA_FILE", ca.pem_file.path());
+        }
+        cmd.output()
+    };
+    let trusted = run(true).await.unwrap();
+    assert!(trusted.status.success(), "{trusted:?}");
+    let got = receiver.next().await;
+    assert_eq!(got.method, "GET");
+
+    let untrusted = run(false).await.unwrap();
+    assert!(!untrusted.status.success());
+    let stderr = String::from_utf8_lossy(&untrusted.stderr).to_ascii_lowercase();
+    assert!(stderr.contains("certificate"), "{stderr}");
+    receiver.assert_silent_for(Duration::from_millis(200)).await;
 }
