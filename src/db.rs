@@ -355,7 +355,7 @@ pub fn greatest(backend: DbBackend, a: &str, b: &str) -> String {
 /// SQL for the highest id ever assigned in `table` (0 when none). SQLite remembers the ids
 /// of pruned rows of an AUTOINCREMENT table in `sqlite_sequence`. On PostgreSQL the ids
 /// are assigned by koor itself under [`WRITE_LOCK`] and the highest row is never deleted
-/// (event pruning keeps at least one event; LLM records are never deleted), so the
+/// (event pruning keeps at least one event; LLM usage pruning keeps the newest record), so the
 /// largest stored id is the highest ever assigned.
 pub fn highest_id_sql(backend: DbBackend, table: &str) -> String {
     match backend {

@@ -20,6 +20,7 @@ mod mcp;
 mod metrics;
 mod migrations;
 mod postgres;
+mod retention;
 mod rules;
 mod specs;
 mod state;
