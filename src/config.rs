@@ -271,7 +271,7 @@ server_settings! {
         value_parser = seconds()
     )]
     compliance_interval_seconds: f64,
-    /// Pruning period of events and of every retention below (default 60).
+    /// Pruning period of events and of the retention settings (default 60).
     #[arg(
         long = "prune-interval",
         env = "KOOR_PRUNE_INTERVAL_SECONDS",

@@ -321,3 +321,65 @@ async fn llm_usage_is_pruned_by_age_but_never_this_month() {
         .await;
     assert_eq!(next["id"], 5, "{next}");
 }
+
+/// The value of the series `name` (with its labels) in a scrape.
+fn series(text: &str, name: &str) -> Option<i64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map(|v| v.trim().parse::<f64>().unwrap() as i64)
+}
+
+#[actix_web::test]
+async fn disk_use_is_in_metrics() {
+    let app = TestApp::spawn().await;
+    for i in 1..=3 {
+        app.put_state("d", format!("{i}").as_bytes()).await;
+    }
+    app.put_state("e", b"1").await;
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(series(&text, "koor_db_size_bytes").unwrap() > 0, "{text}");
+    assert_eq!(
+        series(&text, "koor_db_table_rows{table=\"state_versions\"}"),
+        Some(4),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "koor_db_table_rows{table=\"audit_log\"}"),
+        Some(4),
+        "{text}"
+    );
+    if app.database_url.is_some() {
+        assert!(series(&text, "koor_db_wal_size_bytes").is_none(), "{text}");
+        assert!(
+            series(&text, "koor_db_table_size_bytes{table=\"state_versions\"}").unwrap() > 0,
+            "{text}"
+        );
+    } else {
+        assert!(
+            series(&text, "koor_db_wal_size_bytes").unwrap() > 0,
+            "{text}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn koor_status_shows_the_disk_use() {
+    let app = TestApp::spawn().await;
+    app.put_state("s", b"1").await;
+    app.put_state("s", b"2").await;
+    let cwd = app.dir.path();
+    let out = crate::cli::koor(&app.address, cwd, &["status", "--json"], None).await;
+    assert!(out.status.success(), "{out:?}");
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(o["disk"]["database_bytes"].as_i64().unwrap() > 0, "{o}");
+    assert_eq!(o["disk"]["rows"]["state_versions"], 2, "{o}");
+    assert_eq!(
+        o["disk"].get("wal_bytes").is_some(),
+        app.database_url.is_none(),
+        "a WAL size on SQLite only: {o}"
+    );
+    let out = crate::cli::koor(&app.address, cwd, &["status"], None).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\ndisk: database "), "{text}");
+    assert!(text.contains("state_versions 2"), "{text}");
+}
