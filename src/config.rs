@@ -140,6 +140,15 @@ pub struct Config {
     /// Roots trusted by outgoing HTTPS (webhooks, contract tests): the system's plus the
     /// PEM file of `--webhook-ca-file`, read once at startup.
     pub outgoing_trust: crate::tls::Trust,
+    /// State and spec versions kept per key, the current one included; `None` keeps all.
+    pub history_keep_versions: Option<u64>,
+    /// Age past which state and spec versions are pruned (never a key's current version);
+    /// `None` keeps them forever.
+    pub history_retention: Option<Duration>,
+    /// Age past which LLM usage records are pruned; `None` keeps them forever.
+    pub llm_usage_retention: Option<Duration>,
+    /// Age past which audit entries are pruned behind a checkpoint; `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
 }
 
 /// The Standard Webhooks retry schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -177,6 +186,10 @@ impl Default for Config {
             rate_limit: 0.0,
             rate_burst: 0.0,
             outgoing_trust: crate::tls::Trust::system(),
+            history_keep_versions: None,
+            history_retention: None,
+            llm_usage_retention: None,
+            audit_retention: None,
         }
     }
 }
@@ -272,7 +285,7 @@ server_settings! {
         value_parser = seconds()
     )]
     compliance_interval_seconds: f64,
-    /// Event pruning period (default 60).
+    /// Pruning period of events and of the retention settings (default 60).
     #[arg(
         long = "prune-interval",
         env = "KOOR_PRUNE_INTERVAL_SECONDS",
@@ -368,6 +381,36 @@ server_settings! {
     /// trusted besides the system's.
     #[arg(long, env = "KOOR_WEBHOOK_CA_FILE", value_name = "FILE")]
     webhook_ca_file: String,
+    /// State and spec versions kept per key, the current one included (default: all).
+    #[arg(long, env = "KOOR_HISTORY_KEEP_VERSIONS", value_name = "N", value_parser = whole())]
+    history_keep_versions: u64,
+    /// Days state and spec versions are kept; a key's current version is always kept
+    /// (default: forever).
+    #[arg(
+        long = "history-retention-days",
+        env = "KOOR_HISTORY_RETENTION_DAYS",
+        value_name = "DAYS",
+        value_parser = days()
+    )]
+    history_retention_days: f64,
+    /// Days LLM usage records are kept; never those of the current month, which budgets
+    /// count (default: forever).
+    #[arg(
+        long = "llm-usage-retention-days",
+        env = "KOOR_LLM_USAGE_RETENTION_DAYS",
+        value_name = "DAYS",
+        value_parser = days()
+    )]
+    llm_usage_retention_days: f64,
+    /// Days audit entries are kept; pruning records a checkpoint the chain is verified from
+    /// (default: forever).
+    #[arg(
+        long = "audit-retention-days",
+        env = "KOOR_AUDIT_RETENTION_DAYS",
+        value_name = "DAYS",
+        value_parser = days()
+    )]
+    audit_retention_days: f64,
 }
 
 impl ServerSettings {
@@ -426,6 +469,14 @@ fn seconds() -> SettingParser<f64> {
     SettingParser {
         parse: |v| v.parse().ok(),
         expected: "a number of seconds",
+    }
+}
+
+/// Days, fractions allowed.
+fn days() -> SettingParser<f64> {
+    SettingParser {
+        parse: |v| v.parse().ok(),
+        expected: "a number of days",
     }
 }
 
@@ -514,6 +565,7 @@ impl ConfigError {
 #[derive(Clone, Copy, Debug)]
 enum Unit {
     Seconds,
+    Days,
     Count,
     Rate,
 }
@@ -562,7 +614,21 @@ const RANGES: &[Range] = &[
     Range::seconds("failover_seconds", true, |s| s.failover_seconds),
     Range::rate("rate_limit", 0.0, |s| s.rate_limit),
     Range::rate("rate_burst", 1.0, |s| s.rate_burst),
+    Range::count("history_keep_versions", None, |s| {
+        count(s.history_keep_versions)
+    }),
+    Range::days("history_retention_days", |s| s.history_retention_days),
+    Range::days("llm_usage_retention_days", |s| s.llm_usage_retention_days),
+    Range::days("audit_retention_days", |s| s.audit_retention_days),
 ];
+
+/// Longest accepted retention: about 2,700 years.
+const MAX_DAYS: f64 = 1e6;
+
+/// A retention in days as a duration (the range check bounds it).
+fn days_duration(days: f64) -> Duration {
+    Duration::from_secs_f64(days * 86_400.0)
+}
 
 /// A count as the range check compares it (exact up to 2^53, far beyond every bound).
 fn count(value: Option<u64>) -> Option<f64> {
@@ -583,6 +649,18 @@ impl Range {
             min: 0.0,
             above: positive,
             max: Some(MAX_SECONDS),
+            value,
+        }
+    }
+
+    /// Days, more than 0, up to [`MAX_DAYS`].
+    const fn days(key: &'static str, value: fn(&ServerSettings) -> Option<f64>) -> Range {
+        Range {
+            key,
+            unit: Unit::Days,
+            min: 0.0,
+            above: true,
+            max: Some(MAX_DAYS),
             value,
         }
     }
@@ -631,6 +709,7 @@ impl Range {
     fn expected(&self) -> String {
         let unit = match self.unit {
             Unit::Seconds => "a number of seconds",
+            Unit::Days => "a number of days",
             Unit::Count => "a whole number",
             Unit::Rate => "a number of requests",
         };
@@ -782,6 +861,10 @@ impl Config {
                 .unwrap_or(2.0 * o.rate_limit.unwrap_or(d.rate_limit))
                 .max(1.0),
             outgoing_trust,
+            history_keep_versions: o.history_keep_versions,
+            history_retention: o.history_retention_days.map(days_duration),
+            llm_usage_retention: o.llm_usage_retention_days.map(days_duration),
+            audit_retention: o.audit_retention_days.map(days_duration),
         })
     }
 }
@@ -1019,6 +1102,42 @@ mod tests {
         let c = resolve(flags(&["--failover-seconds", "2.5"])).unwrap();
         assert_eq!(c.failover, Duration::from_millis(2500));
         assert!(resolve(flags(&["--failover-seconds", "0"])).is_err());
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_set_in_days() {
+        let d = resolve(ServerSettings::default()).unwrap();
+        assert_eq!(
+            (
+                d.history_keep_versions,
+                d.history_retention,
+                d.llm_usage_retention,
+                d.audit_retention
+            ),
+            (None, None, None, None)
+        );
+        let c = resolve(flags(&[
+            "--history-keep-versions",
+            "10",
+            "--history-retention-days",
+            "0.5",
+            "--llm-usage-retention-days",
+            "90",
+            "--audit-retention-days",
+            "365",
+        ]))
+        .unwrap();
+        assert_eq!(c.history_keep_versions, Some(10));
+        assert_eq!(c.history_retention, Some(Duration::from_secs(43_200)));
+        assert_eq!(
+            c.llm_usage_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(c.audit_retention, Some(Duration::from_secs(365 * 86_400)));
+        let e = resolve(flags(&["--audit-retention-days", "0"])).unwrap_err();
+        assert!(e.0.contains("a number of days > 0"), "{e}");
+        let e = flag_error(&["--history-keep-versions", "many"]);
+        assert!(e.0.contains("--history-keep-versions"), "{e}");
     }
 
     #[test]

@@ -320,6 +320,86 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     }
 }
 
+/// How much disk the data takes, for `/metrics` and `koor status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiskUse {
+    /// The database: SQLite's main file, or PostgreSQL's `pg_database_size`.
+    pub database_bytes: i64,
+    /// SQLite's write-ahead log file (`None` on PostgreSQL, whose WAL is the cluster's).
+    pub wal_bytes: Option<i64>,
+    /// Rows per table, by table name.
+    pub rows: Vec<(String, i64)>,
+    /// Bytes per table with its indexes and TOAST (`pg_total_relation_size`; PostgreSQL
+    /// only).
+    pub table_bytes: Vec<(String, i64)>,
+}
+
+/// Measures the disk use of the database of `target` through `db`.
+pub async fn disk_use(db: &DatabaseConnection, target: &Target) -> Result<DiskUse, DbErr> {
+    let backend = db.get_database_backend();
+    let tables_sql = match backend {
+        DbBackend::Postgres => {
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+             AND table_name <> 'seaql_migrations' ORDER BY 1"
+        }
+        _ => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations' ORDER BY 1"
+        }
+    };
+    let tables: Vec<String> = db
+        .query_all_raw(Statement::from_string(backend, tables_sql))
+        .await?
+        .iter()
+        .map(|r| r.try_get_by_index(0))
+        .collect::<Result<_, _>>()?;
+    let mut out = DiskUse::default();
+    for table in &tables {
+        let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+        let sql = match backend {
+            DbBackend::Postgres => format!(
+                "SELECT COUNT(*), pg_total_relation_size('{}') FROM {quoted}",
+                quoted.replace('\'', "''")
+            ),
+            _ => format!("SELECT COUNT(*), 0 FROM {quoted}"),
+        };
+        if let Some(row) = db
+            .query_one_raw(Statement::from_string(backend, sql))
+            .await?
+        {
+            out.rows.push((table.clone(), row.try_get_by_index(0)?));
+            if backend == DbBackend::Postgres {
+                out.table_bytes
+                    .push((table.clone(), row.try_get_by_index(1)?));
+            }
+        }
+    }
+    match target {
+        Target::Postgres(_) => {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    "SELECT pg_database_size(current_database())",
+                ))
+                .await?;
+            if let Some(row) = row {
+                out.database_bytes = row.try_get_by_index(0)?;
+            }
+        }
+        Target::Sqlite(path) => {
+            let size = |p: &Path| {
+                std::fs::metadata(p).map_or(0, |m| i64::try_from(m.len()).unwrap_or(i64::MAX))
+            };
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            out.database_bytes = size(path);
+            out.wal_bytes = Some(size(Path::new(&wal)));
+        }
+    }
+    Ok(out)
+}
+
 /// A raw statement for `backend`, written with `?` placeholders (numbered `$1, $2, …` for
 /// PostgreSQL). The SQL must hold no `?` other than placeholders.
 pub fn statement(backend: DbBackend, sql: impl Into<String>, values: Vec<Value>) -> Statement {
@@ -355,7 +435,7 @@ pub fn greatest(backend: DbBackend, a: &str, b: &str) -> String {
 /// SQL for the highest id ever assigned in `table` (0 when none). SQLite remembers the ids
 /// of pruned rows of an AUTOINCREMENT table in `sqlite_sequence`. On PostgreSQL the ids
 /// are assigned by koor itself under [`WRITE_LOCK`] and the highest row is never deleted
-/// (event pruning keeps at least one event; LLM records are never deleted), so the
+/// (event pruning keeps at least one event; LLM usage pruning keeps the newest record), so the
 /// largest stored id is the highest ever assigned.
 pub fn highest_id_sql(backend: DbBackend, table: &str) -> String {
     match backend {

@@ -39,6 +39,7 @@ pub mod llm;
 pub mod locks;
 pub mod mcp;
 pub mod metrics;
+pub mod retention;
 pub mod rules;
 pub mod specs;
 pub mod state;

@@ -107,18 +107,40 @@ pub struct PoolUse {
     pub max: u32,
 }
 
-/// Reads the database pool's use at scrape time.
-pub struct PoolStats(Box<dyn Fn() -> PoolUse + Send + Sync>);
+/// A future measuring the database's disk use.
+pub type DiskFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<crate::db::DiskUse, sea_orm::DbErr>> + Send>,
+>;
+
+/// Reads the database pool's use, and the database's disk use, at scrape time.
+pub struct PoolStats(
+    Box<dyn Fn() -> PoolUse + Send + Sync>,
+    Option<Box<dyn Fn() -> DiskFuture + Send + Sync>>,
+);
 
 impl PoolStats {
     /// A reader calling `read` on every scrape.
     pub fn new(read: impl Fn() -> PoolUse + Send + Sync + 'static) -> Self {
-        Self(Box::new(read))
+        Self(Box::new(read), None)
+    }
+
+    /// Also measures the disk use with `disk` on every scrape.
+    pub fn with_disk(mut self, disk: impl Fn() -> DiskFuture + Send + Sync + 'static) -> Self {
+        self.1 = Some(Box::new(disk));
+        self
     }
 
     /// The pool's use now.
     pub fn read(&self) -> PoolUse {
         (self.0)()
+    }
+
+    /// The disk use now (`None` without a disk reader).
+    pub async fn disk(&self) -> Result<Option<crate::db::DiskUse>, sea_orm::DbErr> {
+        match &self.1 {
+            Some(disk) => disk().await.map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -207,6 +229,7 @@ async fn domain_series(
     let bus = events.send(GetBusStats).await?;
     let counts = instances.send(CountInstances).await?;
     let hooks = webhooks.send(GetDispatchStats).await??;
+    let disk = pool.disk().await.map_err(ApiError::internal)?;
     let pool = pool.read();
     let build = || -> Result<Registry, prometheus::Error> {
         let r = Registry::new();
@@ -279,9 +302,49 @@ async fn domain_series(
             .with_label_values(&["max"])
             .set(i64::from(pool.max));
         r.register(Box::new(connections))?;
+        if let Some(disk) = &disk {
+            disk_series(&r, disk)?;
+        }
         Ok(r)
     };
     build().map_err(ApiError::internal)
+}
+
+/// The database's disk use: its size, SQLite's WAL, and rows (and on PostgreSQL bytes)
+/// per table.
+fn disk_series(r: &Registry, disk: &crate::db::DiskUse) -> Result<(), prometheus::Error> {
+    gauge(
+        r,
+        "koor_db_size_bytes",
+        "Size of the database (SQLite: the main file; PostgreSQL: pg_database_size).",
+        disk.database_bytes,
+    )?;
+    if let Some(wal) = disk.wal_bytes {
+        gauge(
+            r,
+            "koor_db_wal_size_bytes",
+            "Size of the SQLite write-ahead log file.",
+            wal,
+        )?;
+    }
+    for (name, help, values) in [
+        ("koor_db_table_rows", "Rows per table.", &disk.rows),
+        (
+            "koor_db_table_size_bytes",
+            "Bytes per table with its indexes (PostgreSQL: pg_total_relation_size).",
+            &disk.table_bytes,
+        ),
+    ] {
+        if values.is_empty() {
+            continue;
+        }
+        let per_table = IntGaugeVec::new(Opts::new(name, help), &["table"])?;
+        for (table, n) in values {
+            per_table.with_label_values(&[table.as_str()]).set(*n);
+        }
+        r.register(Box::new(per_table))?;
+    }
+    Ok(())
 }
 
 async fn scrape(

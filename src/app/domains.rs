@@ -22,6 +22,7 @@ use crate::liveness::{LivenessMonitor, LivenessSettings};
 use crate::llm::LlmLedger;
 use crate::locks::LockTable;
 use crate::metrics::AgentMetrics;
+use crate::retention::HistoryRetention;
 use crate::rules::RuleBook;
 use crate::specs::SpecRegistry;
 use crate::state::StateStore;
@@ -66,6 +67,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     let audit = AuditLog::load(db.clone(), audit_committed.clone())
         .await
         .map_err(StartError::Load)?
+        .with_retention(config.audit_retention, config.prune_interval)
         .start();
     let bus_settings = BusSettings {
         batch_max: config.write_batch_max,
@@ -82,13 +84,19 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     let fencing = Fencing::load(db).await.map_err(StartError::Load)?;
     // Every lease owner adds itself here; the sweeper starts after them.
     let mut lease_owners: Vec<actix::Recipient<ExpireLeases>> = Vec::new();
+    let history = HistoryRetention {
+        keep_versions: config.history_keep_versions,
+        max_age: config.history_retention,
+    };
     let state = StateStore::load(db.clone(), outbox.clone(), config.write_batch_max)
         .await
         .map_err(StartError::Load)?
+        .with_retention(history, config.prune_interval)
         .start();
     let specs = SpecRegistry::load(db.clone(), outbox.clone(), config.write_batch_max)
         .await
         .map_err(StartError::Load)?
+        .with_retention(history, config.prune_interval)
         .start();
     let rules = RuleBook::load(db.clone(), outbox.clone())
         .await
@@ -158,6 +166,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
     let llm = LlmLedger::load(db.clone(), outbox, config.write_batch_max)
         .await
         .map_err(StartError::Load)?
+        .with_retention(config.llm_usage_retention, config.prune_interval)
         .start();
     let leases = LeaseSweeper::start(lease_owners, Some(LEASE_SWEEP));
     let admin =

@@ -96,8 +96,13 @@ impl Application {
 
         let domains = domains::start(&db, &config).await?;
         let port = api.port;
-        let Servers { api, dashboard } =
-            server::build(&config, &domains, pool_stats(db.clone()), api, dashboard)?;
+        let Servers { api, dashboard } = server::build(
+            &config,
+            &domains,
+            storage_stats(db.clone(), target),
+            api,
+            dashboard,
+        )?;
         Ok(Application {
             port,
             server: api,
@@ -168,8 +173,19 @@ impl Handle {
     }
 }
 
-/// Reads the pool statistics for `/metrics`; the HTTP layer gets this reader, never the
-/// connection.
+/// Reads the pool statistics and the disk use for `/metrics`; the HTTP layer gets this
+/// reader, never the connection.
+fn storage_stats(db: DatabaseConnection, target: crate::db::Target) -> PoolStats {
+    let disk_db = db.clone();
+    let target = std::sync::Arc::new(target);
+    pool_stats(db).with_disk(move || {
+        let db = disk_db.clone();
+        let target = target.clone();
+        Box::pin(async move { crate::db::disk_use(&db, &target).await })
+    })
+}
+
+/// Reads the pool statistics for `/metrics`.
 fn pool_stats(db: DatabaseConnection) -> PoolStats {
     PoolStats::new(move || match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => {

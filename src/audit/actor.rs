@@ -12,8 +12,12 @@ use actix::prelude::*;
 use sea_orm::{DatabaseConnection, DbErr};
 
 use super::messages::*;
-use super::model::{AuditEntry, AuditError, AuditSummary, ChainWalk, VerifyReport};
+use super::model::{
+    AuditEntry, AuditError, AuditSummary, ChainWalk, Checkpoint, CheckpointOut, VerifyReport,
+};
 use super::repository::AuditRepository;
+use crate::retention::{PRUNE_BATCH, PRUNE_PAUSE, Running, cutoff};
+use crate::time::now_micros;
 
 /// The audit domain actor.
 pub struct AuditLog {
@@ -21,6 +25,11 @@ pub struct AuditLog {
     /// The highest id this process has seen committed (raised by every writer's outbox):
     /// a chain that ends below it has lost its newest entries.
     committed: Arc<AtomicI64>,
+    /// Entries older than this are pruned (`None`: kept forever).
+    retention: Option<std::time::Duration>,
+    /// How often the pruner runs.
+    prune_interval: std::time::Duration,
+    running: Running,
 }
 
 impl AuditLog {
@@ -28,7 +37,24 @@ impl AuditLog {
     pub async fn load(db: DatabaseConnection, committed: Arc<AtomicI64>) -> Result<Self, DbErr> {
         let repo = AuditRepository::new(db);
         committed.fetch_max(repo.max_id().await?, Ordering::AcqRel);
-        Ok(Self { repo, committed })
+        Ok(Self {
+            repo,
+            committed,
+            retention: None,
+            prune_interval: std::time::Duration::from_secs(60),
+            running: Running::default(),
+        })
+    }
+
+    /// Prunes entries older than `retention` (if set) every `interval`, behind a checkpoint.
+    pub fn with_retention(
+        mut self,
+        retention: Option<std::time::Duration>,
+        interval: std::time::Duration,
+    ) -> Self {
+        self.retention = retention;
+        self.prune_interval = interval;
+        self
     }
 }
 
@@ -37,6 +63,9 @@ impl Actor for AuditLog {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
+        if self.retention.is_some() {
+            ctx.run_interval(self.prune_interval, |_, ctx| ctx.notify(PruneAudit));
+        }
     }
 }
 
@@ -65,40 +94,104 @@ impl Handler<VerifyAudit> for AuditLog {
         let repo = self.repo.clone();
         let committed = self.committed.load(Ordering::Acquire);
         Box::pin(async move {
-            let mut walk = ChainWalk::default();
+            // A prune that runs meanwhile moves the checkpoint past entries the walk
+            // expected: the walk then starts again from the new checkpoint.
+            let mut tries = 0;
             loop {
-                let page = repo.page_after(walk.last_id()).await?;
-                if page.is_empty() {
-                    break;
-                }
-                for e in &page {
-                    if let Err(reason) = walk.step(e) {
-                        return Ok(VerifyReport {
-                            ok: false,
-                            entries: walk.last_id(),
-                            broken_id: Some(e.id),
-                            reason: Some(reason),
-                        });
-                    }
+                let checkpoint = repo.checkpoint().await?;
+                let report = walk(&repo, checkpoint.as_ref(), committed).await?;
+                tries += 1;
+                if report.ok || tries >= 3 || repo.checkpoint().await? == checkpoint {
+                    return Ok(report);
                 }
             }
-            if walk.last_id() < committed {
-                return Ok(VerifyReport {
-                    ok: false,
-                    entries: walk.last_id(),
-                    broken_id: Some(walk.last_id() + 1),
-                    reason: Some(format!(
-                        "entries {} to {committed} are missing",
-                        walk.last_id() + 1
-                    )),
-                });
-            }
-            Ok(VerifyReport {
-                ok: true,
-                entries: walk.last_id(),
-                broken_id: None,
-                reason: None,
-            })
         })
     }
+}
+
+/// Walks the chain from `checkpoint` (from entry 1 when `None`).
+async fn walk(
+    repo: &AuditRepository,
+    checkpoint: Option<&Checkpoint>,
+    committed: i64,
+) -> Result<VerifyReport, AuditError> {
+    let mut walk = ChainWalk::after(checkpoint);
+    let start = walk.last_id();
+    let report = |ok: bool, walk: &ChainWalk, broken: Option<(i64, String)>| VerifyReport {
+        ok,
+        entries: walk.last_id() - start,
+        broken_id: broken.as_ref().map(|b| b.0),
+        reason: broken.map(|b| b.1),
+        from_id: checkpoint.map(|c| c.id + 1),
+        checkpoint: checkpoint.map(CheckpointOut::from),
+    };
+    loop {
+        let page = repo.page_after(walk.last_id()).await?;
+        if page.is_empty() {
+            break;
+        }
+        for e in &page {
+            if let Err(reason) = walk.step(e) {
+                return Ok(report(false, &walk, Some((e.id, reason))));
+            }
+        }
+    }
+    if walk.last_id() < committed {
+        let reason = format!("entries {} to {committed} are missing", walk.last_id() + 1);
+        return Ok(report(false, &walk, Some((walk.last_id() + 1, reason))));
+    }
+    Ok(report(true, &walk, None))
+}
+
+impl Handler<PruneAudit> for AuditLog {
+    type Result = ResponseFuture<Result<u64, AuditError>>;
+
+    fn handle(&mut self, _: PruneAudit, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        let retention = self.retention;
+        let running = self.running.clone();
+        Box::pin(async move {
+            let (Some(age), Some(_run)) = (retention, running.start()) else {
+                return Ok(0);
+            };
+            prune(&repo, age).await
+        })
+    }
+}
+
+/// Prunes every entry older than `age` but the newest, batch by batch. Each batch is
+/// verified from the checkpoint before it is pruned, so a broken chain is never hidden
+/// behind a checkpoint: pruning stops there and the break stays for `verify` to report.
+async fn prune(repo: &AuditRepository, age: std::time::Duration) -> Result<u64, AuditError> {
+    let mut deleted = 0;
+    loop {
+        let now = now_micros();
+        let checkpoint = repo.checkpoint().await?;
+        let mut walk = ChainWalk::after(checkpoint.as_ref());
+        let batch = repo
+            .prunable(walk.last_id(), cutoff(now, age), PRUNE_BATCH)
+            .await?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        for e in &batch {
+            if let Err(reason) = walk.step(e) {
+                tracing::error!(
+                    id = e.id,
+                    reason,
+                    "the audit chain is broken; not pruning it"
+                );
+                return Ok(deleted);
+            }
+        }
+        deleted += repo.prune_through(last, now).await?;
+        if (batch.len() as u64) < PRUNE_BATCH {
+            break;
+        }
+        tokio::time::sleep(PRUNE_PAUSE).await;
+    }
+    if deleted > 0 {
+        tracing::debug!(deleted, "pruned audit entries");
+    }
+    Ok(deleted)
 }

@@ -24,3 +24,9 @@ pub struct SummarizeAudit {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<VerifyReport, AuditError>")]
 pub struct VerifyAudit;
+
+/// Prunes the entries older than `audit_retention` now (the pruner's run-once step), behind
+/// a checkpoint; answers how many were deleted (0 when no retention is set).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<u64, AuditError>")]
+pub struct PruneAudit;

@@ -152,6 +152,43 @@ pub struct VerifyReport {
     pub broken_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The first entry the walk checked: the one after the checkpoint (only when the log
+    /// was pruned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_id: Option<i64>,
+    /// Where the walk started (only when the log was pruned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointOut>,
+}
+
+/// Where a pruned log is verified from: the last pruned entry's id, hash and time (unix
+/// microseconds), and when it was pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub id: i64,
+    pub hash: String,
+    pub timestamp: i64,
+    pub pruned_at: i64,
+}
+
+/// A checkpoint on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointOut {
+    pub id: i64,
+    pub hash: String,
+    pub timestamp: String,
+    pub pruned_at: String,
+}
+
+impl From<&Checkpoint> for CheckpointOut {
+    fn from(c: &Checkpoint) -> Self {
+        Self {
+            id: c.id,
+            hash: c.hash.clone(),
+            timestamp: format_micros(c.timestamp),
+            pruned_at: format_micros(c.pruned_at),
+        }
+    }
 }
 
 /// Walks the chain in id order, one entry at a time.
@@ -171,6 +208,17 @@ impl Default for ChainWalk {
 }
 
 impl ChainWalk {
+    /// A walk that continues after `checkpoint` (from the start when `None`).
+    pub fn after(checkpoint: Option<&Checkpoint>) -> Self {
+        match checkpoint {
+            Some(c) => Self {
+                last_id: c.id,
+                prev: c.hash.clone(),
+            },
+            None => Self::default(),
+        }
+    }
+
     /// The id of the last entry checked (0 before the first).
     pub fn last_id(&self) -> i64 {
         self.last_id

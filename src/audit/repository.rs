@@ -1,13 +1,15 @@
 //! SeaORM access to `audit_log`. Private to the audit domain: only `AuditLog` uses it.
-//! There is deliberately no insert, update or delete here: entries are appended by the
-//! writers' transactions through [`crate::journal`], and never changed.
+//! There is deliberately no insert or update of an entry here: entries are appended by the
+//! writers' transactions through [`crate::journal`], and never changed. The one delete is
+//! pruning ([`AuditRepository::prune_through`]), behind the checkpoint it moves first.
 
 use entities::audit_entry::{Column, Entity, Model};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
-use super::model::{AuditEntry, AuditFilter, AuditSummary};
+use super::model::{AuditEntry, AuditFilter, AuditSummary, Checkpoint};
 
 /// Rows read per page while verifying the chain.
 const VERIFY_PAGE: u64 = 2000;
@@ -115,4 +117,80 @@ impl AuditRepository {
             .await?;
         Ok(id.unwrap_or(0))
     }
+
+    /// The checkpoint a pruned log is verified from (`None` when never pruned).
+    pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, DbErr> {
+        checkpoint_in(&self.db).await
+    }
+
+    /// Up to `limit` entries after `after` (the checkpoint) that are older than `before`
+    /// (unix microseconds), oldest first; never the newest entry, whose hash the next
+    /// entry chains to. Times never decrease in id order, so these are a prefix of the log.
+    pub async fn prunable(
+        &self,
+        after: i64,
+        before: i64,
+        limit: u64,
+    ) -> Result<Vec<AuditEntry>, DbErr> {
+        let newest = self.max_id().await?;
+        let rows = Entity::find()
+            .filter(Column::Id.gt(after))
+            .filter(Column::Id.lt(newest))
+            .filter(Column::Timestamp.lt(before))
+            .order_by_asc(Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(entry).collect())
+    }
+
+    /// In one write transaction: moves the checkpoint to `last` (pruned at `now`), then
+    /// deletes every entry up to it (the trigger on `audit_log` lets exactly those go).
+    /// Returns how many entries were deleted.
+    pub async fn prune_through(&self, last: &AuditEntry, now: i64) -> Result<u64, DbErr> {
+        let txn = crate::db::begin_write(&self.db).await?;
+        let backend = txn.get_database_backend();
+        txn.execute_raw(crate::db::statement(
+            backend,
+            "INSERT INTO audit_checkpoint (id, through_id, hash, through_timestamp, pruned_at) \
+             VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+             through_id = excluded.through_id, hash = excluded.hash, \
+             through_timestamp = excluded.through_timestamp, pruned_at = excluded.pruned_at",
+            vec![
+                last.id.into(),
+                last.hash.as_str().into(),
+                last.timestamp.into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+        let deleted = Entity::delete_many()
+            .filter(Column::Id.lte(last.id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        txn.commit().await?;
+        Ok(deleted)
+    }
+}
+
+/// The checkpoint, read through `conn`.
+async fn checkpoint_in<C: ConnectionTrait>(conn: &C) -> Result<Option<Checkpoint>, DbErr> {
+    let row = conn
+        .query_one_raw(crate::db::statement(
+            conn.get_database_backend(),
+            "SELECT through_id, hash, through_timestamp, pruned_at FROM audit_checkpoint \
+             WHERE id = 1",
+            vec![],
+        ))
+        .await?;
+    row.map(|r| {
+        Ok(Checkpoint {
+            id: r.try_get_by_index(0)?,
+            hash: r.try_get_by_index(1)?,
+            timestamp: r.try_get_by_index(2)?,
+            pruned_at: r.try_get_by_index(3)?,
+        })
+    })
+    .transpose()
 }

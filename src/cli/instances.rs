@@ -223,6 +223,79 @@ pub fn overview(health: &Value, instances: &Value, events: &Value) -> Value {
     o
 }
 
+/// The disk use in a `/metrics` scrape: the database and WAL size and the rows per table
+/// (`None` when the scrape has no `koor_db_size_bytes`, as from an older server).
+pub fn disk_of(metrics: &str) -> Option<Value> {
+    let mut database = None;
+    let mut wal = None;
+    let mut rows = serde_json::Map::new();
+    for line in metrics.lines() {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let value = value as i64;
+        match name {
+            "koor_db_size_bytes" => database = Some(value),
+            "koor_db_wal_size_bytes" => wal = Some(value),
+            _ => {
+                if let Some(table) = name
+                    .strip_prefix("koor_db_table_rows{table=\"")
+                    .and_then(|t| t.strip_suffix("\"}"))
+                {
+                    rows.insert(table.to_string(), json!(value));
+                }
+            }
+        }
+    }
+    let mut disk = json!({"database_bytes": database?, "rows": rows});
+    if let Some(wal) = wal {
+        disk["wal_bytes"] = json!(wal);
+    }
+    Some(disk)
+}
+
+/// `bytes` for people: `512 B`, `4.4 MB`, `1.2 GB` (powers of 1000).
+fn human_bytes(bytes: i64) -> String {
+    let b = bytes as f64;
+    if bytes < 1_000 {
+        format!("{bytes} B")
+    } else if bytes < 1_000_000 {
+        format!("{:.1} kB", b / 1e3)
+    } else if bytes < 1_000_000_000 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.1} GB", b / 1e9)
+    }
+}
+
+/// The disk lines of the overview: sizes, then the tables holding rows, most first.
+fn disk_text(out: &mut String, disk: &Value) {
+    let _ = write!(
+        out,
+        "disk: database {}",
+        human_bytes(disk["database_bytes"].as_i64().unwrap_or(0))
+    );
+    if let Some(wal) = disk["wal_bytes"].as_i64() {
+        let _ = write!(out, ", WAL {}", human_bytes(wal));
+    }
+    out.push('\n');
+    let mut rows: Vec<(&String, i64)> = disk["rows"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(t, n)| (t, n.as_i64().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    if !rows.is_empty() {
+        let list: Vec<String> = rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        let _ = writeln!(out, "rows: {}", list.join(", "));
+    }
+}
+
 /// The overview as a few lines of text.
 pub fn overview_text(server: &str, o: &Value) -> String {
     let s = |v: &Value| v.as_str().unwrap_or("?").to_string();
@@ -240,6 +313,9 @@ pub fn overview_text(server: &str, o: &Value) -> String {
         "instances: {} active, {} pending, {} stale",
         counts["active"], counts["pending"], counts["stale"]
     );
+    if let Some(disk) = o.get("disk") {
+        disk_text(&mut out, disk);
+    }
     let events = o["latest_events"].as_array().cloned().unwrap_or_default();
     if events.is_empty() {
         out.push_str("no events yet\n");
@@ -270,9 +346,10 @@ pub async fn status(client: &Client, as_json: bool) -> ExitCode {
         }
     };
     let last = [("last", STATUS_EVENTS.to_string())];
-    let (instances, events) = tokio::join!(
+    let (instances, events, metrics) = tokio::join!(
         client.get("/api/instances", &[]),
-        client.get("/api/events/history", &last)
+        client.get("/api/events/history", &last),
+        client.get("/metrics", &[])
     );
     let (instances, events) = match (json_of(instances), json_of(events)) {
         (Ok(i), Ok(e)) => (i, e),
@@ -281,7 +358,14 @@ pub async fn status(client: &Client, as_json: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let o = overview(&health, &instances, &events);
+    let mut o = overview(&health, &instances, &events);
+    // The disk use is extra: a server without it (or a failed scrape) leaves it out.
+    if let Ok((code, _, body)) = metrics
+        && code.is_success()
+        && let Some(disk) = disk_of(&String::from_utf8_lossy(&body))
+    {
+        o["disk"] = disk;
+    }
     if as_json {
         let text = if client.pretty {
             serde_json::to_string_pretty(&o)
@@ -326,5 +410,33 @@ mod tests {
         assert_eq!(o["role"], "single");
         let text = overview_text("http://h", &o);
         assert!(text.contains("\nrole: single, leader http://h\n"), "{text}");
+    }
+
+    #[test]
+    fn disk_use_comes_from_the_metrics_scrape() {
+        let scrape = "# HELP koor_db_size_bytes x\nkoor_db_size_bytes 48000000\n\
+                      koor_db_wal_size_bytes 4400000\n\
+                      koor_db_table_rows{table=\"audit_log\"} 12\n\
+                      koor_db_table_rows{table=\"events\"} 30\n\
+                      koor_db_table_rows{table=\"locks\"} 0\n";
+        let disk = disk_of(scrape).unwrap();
+        assert_eq!(
+            disk,
+            json!({"database_bytes": 48_000_000, "wal_bytes": 4_400_000,
+                   "rows": {"audit_log": 12, "events": 30, "locks": 0}})
+        );
+        let mut o = overview(
+            &json!({"status": "ok", "uptime": "1s"}),
+            &json!([]),
+            &json!([]),
+        );
+        o["disk"] = disk;
+        let text = overview_text("http://h", &o);
+        assert!(
+            text.contains("\ndisk: database 48.0 MB, WAL 4.4 MB\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nrows: events 30, audit_log 12\n"), "{text}");
+        assert!(disk_of("koor_instances{status=\"active\"} 1\n").is_none());
     }
 }

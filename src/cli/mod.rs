@@ -286,7 +286,7 @@ mod tests {
             .get_arguments()
             .filter(|a| !a.is_hide_set() && a.get_id() != "help")
             .collect();
-        assert_eq!(flags.len(), 26, "{help}");
+        assert_eq!(flags.len(), 30, "{help}");
         for flag in flags {
             let long = flag.get_long().unwrap();
             let env = flag

@@ -18,8 +18,8 @@ use tokio::sync::oneshot;
 
 use super::messages::*;
 use super::model::{
-    BudgetIn, BudgetStatus, LlmError, NewUsage, Recorded, SOURCE, Scope, TOPIC_RECORDED, Usage,
-    UsageSummary,
+    BudgetIn, BudgetStatus, LlmError, NewUsage, Period, Recorded, SOURCE, Scope, TOPIC_RECORDED,
+    Usage, UsageSummary,
 };
 use super::repository::{Done, LlmRepository, Outcome, Write};
 use crate::audit::Audit;
@@ -28,6 +28,7 @@ use crate::events::Publish;
 use crate::http::Caller;
 use crate::journal::Records;
 use crate::metrics::RecordMetrics;
+use crate::retention::{PRUNE_BATCH, PRUNE_PAUSE, Running, cutoff};
 use crate::time::now_micros;
 
 /// A queued write.
@@ -44,6 +45,11 @@ pub struct LlmLedger {
     path: WritePath<(Op, Caller), Outcome>,
     /// Highest record id assigned so far (committed or in flight).
     last_id: i64,
+    /// Records older than this are pruned (`None`: kept forever).
+    retention: Option<std::time::Duration>,
+    /// How often the pruner runs.
+    prune_interval: std::time::Duration,
+    running: Running,
 }
 
 impl LlmLedger {
@@ -60,7 +66,21 @@ impl LlmLedger {
             repo,
             path: WritePath::new(db, outbox, batch_max),
             last_id,
+            retention: None,
+            prune_interval: std::time::Duration::from_secs(60),
+            running: Running::default(),
         })
+    }
+
+    /// Prunes records older than `retention` (if set) every `interval`.
+    pub fn with_retention(
+        mut self,
+        retention: Option<std::time::Duration>,
+        interval: std::time::Duration,
+    ) -> Self {
+        self.retention = retention;
+        self.prune_interval = interval;
+        self
     }
 
     fn enqueue(
@@ -200,6 +220,40 @@ impl Actor for LlmLedger {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
+        if self.retention.is_some() {
+            ctx.run_interval(self.prune_interval, |_, ctx| ctx.notify(PruneUsage));
+        }
+    }
+}
+
+impl Handler<PruneUsage> for LlmLedger {
+    type Result = ResponseFuture<Result<u64, LlmError>>;
+
+    fn handle(&mut self, _: PruneUsage, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        let retention = self.retention;
+        let running = self.running.clone();
+        Box::pin(async move {
+            let (Some(age), Some(_run)) = (retention, running.start()) else {
+                return Ok(0);
+            };
+            let mut deleted = 0;
+            loop {
+                let now = now_micros();
+                // The current month's records stay: a monthly budget counts them.
+                let before = cutoff(now, age).min(Period::Month.start(now));
+                let ids = repo.prunable(before, PRUNE_BATCH).await?;
+                deleted += repo.prune(&ids).await?;
+                if (ids.len() as u64) < PRUNE_BATCH {
+                    break;
+                }
+                tokio::time::sleep(PRUNE_PAUSE).await;
+            }
+            if deleted > 0 {
+                tracing::debug!(deleted, "pruned LLM usage records");
+            }
+            Ok(deleted)
+        })
     }
 }
 

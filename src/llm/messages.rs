@@ -66,3 +66,10 @@ pub struct ListBudgets;
 pub struct GetBudget {
     pub scope: Scope,
 }
+
+/// Prunes the usage records older than `llm_usage_retention` now (the pruner's run-once
+/// step), never those of the current calendar month (UTC), which budgets count; answers
+/// how many were deleted (0 when no retention is set).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<u64, LlmError>")]
+pub struct PruneUsage;

@@ -186,6 +186,48 @@ impl LlmRepository {
         Self { db }
     }
 
+    /// The ids of up to `limit` records older than `before` (unix microseconds), oldest
+    /// first; never the newest record (on PostgreSQL its id is where the id sequence
+    /// continues after a restart).
+    pub async fn prunable(&self, before: i64, limit: u64) -> Result<Vec<i64>, DbErr> {
+        let newest: Option<i64> = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .order_by_desc(Column::Id)
+            .limit(1)
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let Some(newest) = newest else {
+            return Ok(Vec::new());
+        };
+        Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::CreatedAt.lt(before))
+            .filter(Column::Id.lt(newest))
+            .order_by_asc(Column::CreatedAt)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await
+    }
+
+    /// Deletes the records `ids` in one short write transaction; returns how many.
+    pub async fn prune(&self, ids: &[i64]) -> Result<u64, DbErr> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let txn = crate::db::begin_write(&self.db).await?;
+        let deleted = Entity::delete_many()
+            .filter(Column::Id.is_in(ids.iter().copied()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        txn.commit().await?;
+        Ok(deleted)
+    }
+
     /// The highest record id ever assigned (0 if none).
     pub async fn last_id(&self) -> Result<i64, DbErr> {
         let backend = self.db.get_database_backend();

@@ -24,12 +24,14 @@ use tokio::sync::oneshot;
 use super::diff::diff;
 use super::messages::*;
 use super::model::{StateEntry, StateError, StoredVersion, VersionMeta};
-use super::repository::{Applied, StateRepository, WriteDone, WriteOp};
+use super::repository::{Applied, PruneRule, StateRepository, WriteDone, WriteOp};
 use crate::audit::Audit;
 use crate::batch::{GroupCommit, Outbox, WritePath, enqueue};
 use crate::events::Publish;
 use crate::http::Caller;
 use crate::journal::Records;
+use crate::retention::{HistoryRetention, PRUNE_BATCH, PRUNE_PAUSE, Running, cutoff};
+use crate::time::now_micros;
 
 type Outcome = Result<WriteDone, StateError>;
 
@@ -102,6 +104,11 @@ pub struct VersionedStore<K: DocKind> {
     /// The highest fencing token that has written to each key (kept after a delete).
     fences: HashMap<String, i64>,
     path: WritePath<(WriteOp, Intent), Outcome>,
+    /// How much history is kept.
+    retention: HistoryRetention,
+    /// How often the pruner runs.
+    prune_interval: std::time::Duration,
+    running: Running,
 }
 
 impl<K: DocKind> VersionedStore<K> {
@@ -126,7 +133,21 @@ impl<K: DocKind> VersionedStore<K> {
             current,
             fences,
             path: WritePath::new(db, outbox, batch_max),
+            retention: HistoryRetention::default(),
+            prune_interval: std::time::Duration::from_secs(60),
+            running: Running::default(),
         })
+    }
+
+    /// Prunes history as `retention` allows every `interval` (never when it keeps all).
+    pub fn with_retention(
+        mut self,
+        retention: HistoryRetention,
+        interval: std::time::Duration,
+    ) -> Self {
+        self.retention = retention;
+        self.prune_interval = interval;
+        self
     }
 
     fn write(
@@ -250,6 +271,9 @@ impl<K: DocKind> Actor for VersionedStore<K> {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Writers wait for their commit, so a deep mailbox only holds waiting callers.
         ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
+        if !self.retention.keeps_all() {
+            ctx.run_interval(self.prune_interval, |_, ctx| ctx.notify(PruneHistory));
+        }
     }
 }
 
@@ -298,6 +322,51 @@ impl<K: DocKind> Handler<GetHistory> for VersionedStore<K> {
         let repo = self.repo.clone();
         Box::pin(async move { Ok(repo.history(&msg.key, msg.limit).await?) })
     }
+}
+
+impl<K: DocKind> Handler<PruneHistory> for VersionedStore<K> {
+    type Result = ResponseFuture<Result<u64, StateError>>;
+
+    fn handle(&mut self, _: PruneHistory, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        let retention = self.retention;
+        let running = self.running.clone();
+        Box::pin(async move {
+            let Some(_run) = running.start().filter(|_| !retention.keeps_all()) else {
+                return Ok(0);
+            };
+            let deleted = prune_history(&repo, retention).await?;
+            if deleted > 0 {
+                tracing::debug!(deleted, table = K::TABLE, "pruned history");
+            }
+            Ok(deleted)
+        })
+    }
+}
+
+/// One pass over the table in (key, version) order, in batches of [`PRUNE_BATCH`].
+async fn prune_history(repo: &StateRepository, retention: HistoryRetention) -> Result<u64, DbErr> {
+    let mut after = (String::new(), 0_i64);
+    let mut deleted = 0;
+    loop {
+        let rule = PruneRule {
+            keep: retention.keep_versions,
+            before: retention.max_age.map(|age| cutoff(now_micros(), age)),
+        };
+        let batch = repo
+            .prunable((&after.0, after.1), rule, PRUNE_BATCH)
+            .await?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        deleted += repo.prune(&batch, rule).await?;
+        if (batch.len() as u64) < PRUNE_BATCH {
+            break;
+        }
+        after = last.clone();
+        tokio::time::sleep(PRUNE_PAUSE).await;
+    }
+    Ok(deleted)
 }
 
 impl<K: DocKind> Handler<GetVersion> for VersionedStore<K> {

@@ -105,3 +105,9 @@ pub struct RollbackKey {
     pub fence: Option<i64>,
     pub caller: Caller,
 }
+
+/// Prunes the history this store's retention allows now (the pruner's run-once step);
+/// answers how many versions were deleted (0 when every version is kept).
+#[derive(Message)]
+#[rtype(result = "Result<u64, StateError>")]
+pub struct PruneHistory;

@@ -299,6 +299,93 @@ impl StateRepository {
 }
 
 /// Raises `key`'s highest token to `token` (in the batch's view and in what it stores).
+/// What a history prune removes: versions beyond the newest `keep` of their key, and
+/// versions older than `before` (unix microseconds); never a key's current version.
+#[derive(Clone, Copy, Debug)]
+pub struct PruneRule {
+    pub keep: Option<u64>,
+    pub before: Option<i64>,
+}
+
+impl PruneRule {
+    /// The SQL condition on the row `{alias}` of `table`, and its values.
+    fn condition(&self, table: &str, alias: &str) -> (String, Vec<Value>) {
+        let top = format!("(SELECT MAX(m.version) FROM {table} m WHERE m.key = {alias}.key)");
+        let mut rules = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        if let Some(keep) = self.keep {
+            rules.push(format!("{alias}.version <= {top} - ?"));
+            values.push(i64::try_from(keep).unwrap_or(i64::MAX).into());
+        }
+        if let Some(before) = self.before {
+            rules.push(format!("{alias}.updated_at < ?"));
+            values.push(before.into());
+        }
+        if rules.is_empty() {
+            rules.push("1 = 0".into());
+        }
+        (
+            format!("{alias}.version < {top} AND ({})", rules.join(" OR ")),
+            values,
+        )
+    }
+}
+
+impl StateRepository {
+    /// Up to `limit` versions that `rule` prunes, after `after` in (key, version) order,
+    /// as (key, version). Read outside any write transaction.
+    pub async fn prunable(
+        &self,
+        after: (&str, i64),
+        rule: PruneRule,
+        limit: u64,
+    ) -> Result<Vec<(String, i64)>, DbErr> {
+        let (condition, rule_values) = rule.condition(self.table, "s");
+        let sql = format!(
+            "SELECT s.key, s.version FROM {t} s WHERE (s.key, s.version) > (?, ?) AND {condition} \
+             ORDER BY s.key, s.version LIMIT ?",
+            t = self.table
+        );
+        let mut values: Vec<Value> = vec![after.0.into(), after.1.into()];
+        values.extend(rule_values);
+        values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        let rows = self
+            .db
+            .query_all_raw(stmt(self.db.get_database_backend(), sql, values))
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?)))
+            .collect()
+    }
+
+    /// Deletes `versions` in one short write transaction, each only if `rule` still prunes
+    /// it (checked again under the write lock: a key deleted and written again since the
+    /// read keeps its new versions). Returns how many were deleted.
+    pub async fn prune(&self, versions: &[(String, i64)], rule: PruneRule) -> Result<u64, DbErr> {
+        if versions.is_empty() {
+            return Ok(0);
+        }
+        let table = self.table;
+        let (condition, rule_values) = rule.condition(table, table);
+        let rows = vec!["(?, ?)"; versions.len()].join(", ");
+        let sql =
+            format!("DELETE FROM {table} WHERE (key, version) IN (VALUES {rows}) AND {condition}");
+        let mut values: Vec<Value> = Vec::with_capacity(versions.len() * 2 + 2);
+        for (key, version) in versions {
+            values.push(key.as_str().into());
+            values.push((*version).into());
+        }
+        values.extend(rule_values);
+        let txn = crate::db::begin_write(&self.db).await?;
+        let deleted = txn
+            .execute_raw(stmt(txn.get_database_backend(), sql, values))
+            .await?
+            .rows_affected();
+        txn.commit().await?;
+        Ok(deleted)
+    }
+}
+
 fn raise(
     highest: &mut HashMap<String, i64>,
     raised: &mut HashMap<String, i64>,

@@ -24,6 +24,7 @@ mod migrations;
 mod openapi;
 mod ops;
 mod postgres;
+mod retention;
 mod rules;
 mod specs;
 mod state;
