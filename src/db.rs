@@ -375,17 +375,29 @@ pub async fn disk_use(db: &DatabaseConnection, target: &Target) -> Result<DiskUs
             }
         }
     }
+    (out.database_bytes, out.wal_bytes) = database_sizes(db, target).await?;
+    Ok(out)
+}
+
+/// The size of the database of `target` and, on SQLite, of its write-ahead log (0 for a
+/// file that is absent): the file and its `-wal`, or `pg_database_size`.
+pub async fn database_sizes(
+    db: &DatabaseConnection,
+    target: &Target,
+) -> Result<(i64, Option<i64>), DbErr> {
     match target {
         Target::Postgres(_) => {
             let row = db
                 .query_one_raw(Statement::from_string(
-                    backend,
+                    db.get_database_backend(),
                     "SELECT pg_database_size(current_database())",
                 ))
                 .await?;
-            if let Some(row) = row {
-                out.database_bytes = row.try_get_by_index(0)?;
-            }
+            let size = match row {
+                Some(row) => row.try_get_by_index(0)?,
+                None => 0,
+            };
+            Ok((size, None))
         }
         Target::Sqlite(path) => {
             let size = |p: &Path| {
@@ -393,11 +405,9 @@ pub async fn disk_use(db: &DatabaseConnection, target: &Target) -> Result<DiskUs
             };
             let mut wal = path.as_os_str().to_owned();
             wal.push("-wal");
-            out.database_bytes = size(path);
-            out.wal_bytes = Some(size(Path::new(&wal)));
+            Ok((size(path), Some(size(Path::new(&wal)))))
         }
     }
-    Ok(out)
 }
 
 /// A raw statement for `backend`, written with `?` placeholders (numbered `$1, $2, …` for

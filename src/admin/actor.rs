@@ -12,19 +12,20 @@ use tokio::sync::Semaphore;
 
 use super::messages::*;
 use super::storage;
+use crate::db::Target;
 
 /// Takes snapshots and checks the database under `data_dir`.
 pub struct Maintenance {
     db: DatabaseConnection,
     data_dir: PathBuf,
-    database: PathBuf,
+    database: Target,
     /// One snapshot at a time.
     snapshots: Arc<Semaphore>,
 }
 
 impl Maintenance {
-    /// The operations on `db`, whose file is `database` inside `data_dir`.
-    pub fn new(db: DatabaseConnection, data_dir: PathBuf, database: PathBuf) -> Maintenance {
+    /// The operations on `db`, the database of `database`, served from `data_dir`.
+    pub fn new(db: DatabaseConnection, data_dir: PathBuf, database: Target) -> Maintenance {
         Maintenance {
             db,
             data_dir,
@@ -76,12 +77,12 @@ impl Handler<CheckStorage> for Maintenance {
         Box::pin(async move {
             let integrity = storage::integrity(&db).await?;
             let migrations = storage::migrations(&db).await?;
-            let (database_bytes, wal_bytes) = storage::sizes(&db, &database).await?;
+            let (database_bytes, wal_bytes) = crate::db::database_sizes(&db, &database).await?;
             Ok(StorageReport {
                 integrity,
                 migrations,
-                database_bytes,
-                wal_bytes,
+                database_bytes: u64::try_from(database_bytes).unwrap_or(0),
+                wal_bytes: wal_bytes.map_or(0, |w| u64::try_from(w).unwrap_or(0)),
                 free_bytes: storage::free_bytes(&dir),
             })
         })
@@ -96,7 +97,7 @@ mod tests {
         let database = dir.join("data.db");
         let db = crate::db::connect(&database, 2).await.unwrap();
         crate::db::migrate(&db).await.unwrap();
-        Maintenance::new(db, dir.to_path_buf(), database).start()
+        Maintenance::new(db, dir.to_path_buf(), Target::Sqlite(database)).start()
     }
 
     fn leftovers(dir: &std::path::Path) -> Vec<String> {

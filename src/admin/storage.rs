@@ -1,6 +1,6 @@
 //! The database-specific half of the operations: on SQLite `VACUUM INTO`,
 //! `PRAGMA integrity_check` and the `-wal` file; on PostgreSQL the checksum failures it
-//! recorded and `pg_database_size`, and no snapshot (PostgreSQL's own tools back it up).
+//! recorded, and no snapshot (PostgreSQL's own tools back it up).
 //! The actor and the routes do not change with the backend.
 
 use std::path::Path;
@@ -82,32 +82,6 @@ pub async fn migrations(db: &DatabaseConnection) -> Result<MigrationReport, DbEr
         applied,
         pending,
     })
-}
-
-/// The sizes of the database and its write-ahead log (0 when absent): the SQLite file
-/// `database` and its `-wal`, or `pg_database_size` (the WAL is PostgreSQL's own).
-pub async fn sizes(db: &DatabaseConnection, database: &Path) -> Result<(u64, u64), DbErr> {
-    if db.get_database_backend() == DbBackend::Postgres {
-        let row = db
-            .query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT pg_database_size(current_database())::BIGINT",
-            ))
-            .await?;
-        let size = match row {
-            Some(row) => row.try_get_by_index::<i64>(0)?,
-            None => 0,
-        };
-        return Ok((u64::try_from(size).unwrap_or(0), 0));
-    }
-    Ok(file_sizes(database))
-}
-
-fn file_sizes(database: &Path) -> (u64, u64) {
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let mut wal = database.as_os_str().to_owned();
-    wal.push("-wal");
-    (size(database), size(Path::new(&wal)))
 }
 
 /// Free space for an unprivileged user on the file system holding `dir`, when known.

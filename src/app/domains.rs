@@ -169,8 +169,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         .with_retention(config.llm_usage_retention, config.prune_interval)
         .start();
     let leases = LeaseSweeper::start(lease_owners, Some(LEASE_SWEEP));
-    let admin =
-        Maintenance::new(db.clone(), config.data_dir.clone(), config.database_path()).start();
+    let admin = Maintenance::new(db.clone(), config.data_dir.clone(), config.database()).start();
     let key_ring = KeyRing::default();
     let keys = KeyStore::load(db.clone(), keys_outbox, key_ring.clone())
         .await
