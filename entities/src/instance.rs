@@ -23,6 +23,9 @@ pub struct Model {
     pub registered_at: i64,
     /// Unix time in microseconds (UTC).
     pub last_seen: i64,
+    /// Parent, labels, build, endpoints, health and progress as one JSON object
+    /// (`{}` when none was given).
+    pub profile: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

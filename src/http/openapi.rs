@@ -232,6 +232,10 @@ fn obj(props: &[(&str, Value)], required: &[&str]) -> Value {
 fn s(kind: &str) -> Value {
     t(kind)
 }
+/// A value of this type, or null.
+fn nullable(kind: &str) -> Value {
+    json!({"type": [kind, "null"]})
+}
 
 fn limit() -> (&'static str, Value) {
     ("limit", t(INT))
@@ -386,6 +390,10 @@ pub fn operations() -> Vec<Op> {
                 ("intent", s(STR)),
                 ("stack", s(STR)),
                 ("capabilities", strings()),
+                ("parent_id", nullable(STR)),
+                ("labels", object()),
+                ("build", nullable("object")),
+                ("endpoints", object()),
             ],
             &["name"],
         ))
@@ -401,7 +409,33 @@ pub fn operations() -> Vec<Op> {
         get("/api/instances/stale", "Instances", "List stale instances").ok(array(r("Instance"))),
         get("/api/instances/{id}", "Instances", "One instance").ok(r("Instance")),
         delete("/api/instances/{id}", "Instances", "Deregister").ok(object()),
-        post("/api/instances/{id}/heartbeat", "Instances", "Heartbeat").ok(object()),
+        post("/api/instances/{id}/heartbeat", "Instances", "Heartbeat")
+            .body(obj(
+                &[
+                    ("parent_id", nullable(STR)),
+                    ("labels", object()),
+                    ("build", nullable("object")),
+                    ("endpoints", object()),
+                    ("health", nullable("object")),
+                    ("progress", nullable("object")),
+                ],
+                &[],
+            ))
+            .ok(object()),
+        get(
+            "/api/topology",
+            "Instances",
+            "Who started whom and who works with whom",
+        )
+        .query(&[("format", json!({"enum": ["json", "dot"]}))])
+        .ok(obj(
+            &[
+                ("nodes", array(object())),
+                ("edges", array(object())),
+                ("truncated", s(BOOL)),
+            ],
+            &["nodes", "edges"],
+        )),
         post("/api/instances/{id}/activate", "Instances", "Activate").ok(object()),
         post(
             "/api/instances/{id}/capabilities",
@@ -847,7 +881,9 @@ fn schemas() -> Value {
             &["id", "topic", "created_at"]),
         "Instance": obj(
             &[("id", s(STR)), ("name", s(STR)), ("status", s(STR)),
-              ("capabilities", strings())],
+              ("capabilities", strings()), ("parent_id", nullable(STR)), ("labels", object()),
+              ("build", nullable("object")), ("endpoints", object()),
+              ("health", nullable("object")), ("progress", nullable("object"))],
             &["id", "name", "status"]),
         "Webhook": obj(
             &[("id", s(STR)), ("url", s(STR)), ("patterns", strings()), ("active", s(BOOL)),

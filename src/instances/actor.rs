@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::messages::*;
 use super::model::{Instance, InstanceError, Status, StatusCounts, token_digest};
+use super::profile::ProfileUpdate;
 use super::repository::InstanceRepository;
 use crate::audit::Audit;
 use crate::batch::{GroupCommit, Outbox, WritePath, enqueue};
@@ -36,7 +37,7 @@ use crate::time::now_micros;
 #[derive(Debug)]
 pub enum Op {
     Register(Box<Instance>),
-    Heartbeat(String),
+    Heartbeat(String, Box<ProfileUpdate>),
     Activate(String),
     Capabilities(String, Vec<String>),
     Intent(String, String),
@@ -48,7 +49,7 @@ impl Op {
     fn id(&self) -> Option<&str> {
         match self {
             Op::Register(i) => Some(&i.id),
-            Op::Heartbeat(id)
+            Op::Heartbeat(id, _)
             | Op::Activate(id)
             | Op::Capabilities(id, _)
             | Op::Intent(id, _)
@@ -123,6 +124,14 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
         }
         let Some(id) = op.id() else { continue };
         if let Op::Register(inst) = op {
+            if let Err(e) = check_parent(
+                &|id| lookup(&overlay, id),
+                id,
+                inst.profile.parent_id.as_deref(),
+            ) {
+                results.push(Err(e));
+                continue;
+            }
             let inst = Arc::new((**inst).clone());
             set(&mut overlay, id, Some(inst.clone()));
             announced.push(("agent.registered", inst.clone()));
@@ -143,9 +152,20 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
         let mut next = (*cur).clone();
         next.last_seen = now.max(cur.last_seen);
         match op {
-            Op::Heartbeat(_) => {
+            Op::Heartbeat(_, update) => {
                 if cur.status == Status::Stale {
                     next.status = Status::Active;
+                }
+                if !update.is_empty() {
+                    next.profile = update.apply_to(&cur.profile);
+                    if update.parent_id.is_some() && next.profile.parent_id != cur.profile.parent_id
+                    {
+                        let parent = next.profile.parent_id.as_deref();
+                        if let Err(e) = check_parent(&|id| lookup(&overlay, id), id, parent) {
+                            results.push(Err(e));
+                            continue;
+                        }
+                    }
                 }
             }
             Op::Activate(_) => next.status = Status::Active,
@@ -154,11 +174,14 @@ fn apply(current: &HashMap<String, Arc<Instance>>, ops: &[Op], now: i64) -> Appl
             Op::Register(_) | Op::Deregister(_) | Op::MarkStale(_) => {}
         }
         let next = Arc::new(next);
-        if matches!(op, Op::Heartbeat(_) | Op::Activate(_))
+        if matches!(op, Op::Heartbeat(..) | Op::Activate(_))
             && cur.status != Status::Active
             && next.status == Status::Active
         {
             announced.push(("agent.active", next.clone()));
+        }
+        if next.profile.health != cur.profile.health {
+            announced.push(("agent.health", next.clone()));
         }
         set(&mut overlay, id, Some(next.clone()));
         results.push(Ok(Done::One(next)));
@@ -183,7 +206,7 @@ fn heartbeats_counted(ops: &[Op], results: &[Outcome]) -> Vec<RecordMetrics> {
     ops.iter()
         .zip(results)
         .filter_map(|(op, result)| match (op, result) {
-            (Op::Heartbeat(_), Ok(Done::One(inst))) => {
+            (Op::Heartbeat(..), Ok(Done::One(inst))) => {
                 Some(RecordMetrics::one(&inst.id, "heartbeats", 1))
             }
             _ => None,
@@ -213,7 +236,7 @@ fn records(ops: &[Op], callers: Vec<Caller>, applied: &Applied) -> Records {
             Op::Capabilities(..) => Audit::new("instance.capabilities", inst.id.as_str())
                 .with("capabilities", json!(inst.capabilities)),
             Op::Deregister(_) => Audit::new("instance.deregister", inst.id.as_str()),
-            Op::Heartbeat(_) | Op::Intent(..) | Op::MarkStale(_) => continue,
+            Op::Heartbeat(..) | Op::Intent(..) | Op::MarkStale(_) => continue,
         };
         records.audit(entry.by(&caller));
     }
@@ -228,17 +251,55 @@ const STALE_SOURCE: &str = "liveness-monitor";
 
 /// A lifecycle event about `inst`.
 fn lifecycle(topic: &str, source: &str, inst: &Instance) -> Publish {
-    Publish::system(
-        topic,
-        source,
-        json!({
-            "instance_id": inst.id,
-            "name": inst.name,
-            "workspace": inst.workspace,
-            "stack": inst.stack,
-            "last_seen": crate::time::format_micros(inst.last_seen),
-        }),
-    )
+    let mut data = json!({
+        "instance_id": inst.id,
+        "name": inst.name,
+        "workspace": inst.workspace,
+        "stack": inst.stack,
+        "last_seen": crate::time::format_micros(inst.last_seen),
+    });
+    if topic == "agent.health" {
+        data["health"] = json!(inst.profile.health);
+    }
+    Publish::system(topic, source, data)
+}
+
+/// Longest parent chain walked when looking for a cycle.
+const MAX_PARENT_DEPTH: usize = 10_000;
+
+/// `parent` (when set) names another registered instance, and `id` is not among its
+/// ancestors (a parent chain never loops).
+fn check_parent(
+    lookup: &dyn Fn(&str) -> Option<Arc<Instance>>,
+    id: &str,
+    parent: Option<&str>,
+) -> Result<(), InstanceError> {
+    let Some(parent) = parent else {
+        return Ok(());
+    };
+    if parent == id {
+        return Err(InstanceError::Invalid(
+            "parent_id must name another instance, not this one".into(),
+        ));
+    }
+    let mut at = lookup(parent).ok_or_else(|| {
+        InstanceError::Invalid(format!("parent_id names no registered instance: {parent}"))
+    })?;
+    for _ in 0..MAX_PARENT_DEPTH {
+        let Some(up) = at.profile.parent_id.as_deref() else {
+            return Ok(());
+        };
+        if up == id {
+            return Err(InstanceError::Invalid(format!(
+                "parent_id {parent} would make a cycle of parents"
+            )));
+        }
+        match lookup(up) {
+            Some(next) => at = next,
+            None => return Ok(()),
+        }
+    }
+    Err(InstanceError::Invalid("parent_id chain is too long".into()))
 }
 
 /// A batch prepared for its transaction.
@@ -381,6 +442,7 @@ impl Handler<RegisterInstance> for InstanceRegistry {
             token_hash: token_digest(&token),
             registered_at: now,
             last_seen: now,
+            profile: msg.profile.apply_to(&Default::default()),
         };
         let rx = self.enqueue(Op::Register(Box::new(instance)), msg.caller, ctx);
         Box::pin(async move {
@@ -426,7 +488,7 @@ impl Handler<Heartbeat> for InstanceRegistry {
 
     fn handle(&mut self, msg: Heartbeat, ctx: &mut Self::Context) -> Self::Result {
         Box::pin(one(self.enqueue(
-            Op::Heartbeat(msg.id),
+            Op::Heartbeat(msg.id, Box::new(msg.update)),
             Caller::anonymous(),
             ctx,
         )))
@@ -543,7 +605,12 @@ mod tests {
             token_hash: format!("t-{id}"),
             registered_at: 0,
             last_seen,
+            profile: Default::default(),
         }
+    }
+
+    fn hb(id: &str) -> Op {
+        Op::Heartbeat(id.into(), Box::default())
     }
 
     fn states(applied: &Applied) -> Vec<String> {
@@ -577,13 +644,13 @@ mod tests {
         .collect();
         let ops = vec![
             Op::MarkStale(10),
-            Op::Heartbeat("p".into()),
-            Op::Heartbeat("s".into()),
+            hb("p"),
+            hb("s"),
             Op::MarkStale(10),
             Op::Activate("p".into()),
             Op::Deregister("fresh".into()),
             Op::Deregister("fresh".into()),
-            Op::Heartbeat("a".into()),
+            hb("a"),
         ];
         let applied = apply(&current, &ops, 100);
         assert_eq!(
@@ -616,6 +683,35 @@ mod tests {
         assert!(changed["fresh"].is_none());
         assert_eq!(changed["a"].as_ref().unwrap().status, Status::Active);
         assert_eq!(current["a"].status, Status::Active, "memory is untouched");
+    }
+
+    #[test]
+    fn parents_must_exist_and_never_loop_and_health_changes_are_announced() {
+        let mut child = inst("c", Status::Active, 1);
+        child.profile.parent_id = Some("p".into());
+        let current: HashMap<String, Arc<Instance>> = [inst("p", Status::Active, 1), child]
+            .into_iter()
+            .map(|i| (i.id.clone(), Arc::new(i)))
+            .collect();
+        let beat = |id: &str, body: serde_json::Value| {
+            let up = ProfileUpdate::parse(body.as_object().unwrap(), true).unwrap();
+            Op::Heartbeat(id.into(), Box::new(up))
+        };
+        let ops = vec![
+            beat("p", json!({"parent_id": "c"})),
+            beat("c", json!({"parent_id": "c"})),
+            beat("c", json!({"parent_id": "ghost"})),
+            beat("c", json!({"health": {"status": "ok"}})),
+            beat("c", json!({"health": {"status": "ok"}})),
+            beat("c", json!({"health": {"status": "failing"}})),
+        ];
+        let applied = apply(&current, &ops, 5);
+        let s = states(&applied);
+        assert!(s[0].contains("cycle"), "{s:?}");
+        assert!(s[1].contains("not this one"), "{s:?}");
+        assert!(s[2].contains("no registered instance"), "{s:?}");
+        let topics: Vec<&str> = applied.announced.iter().map(|(t, _)| *t).collect();
+        assert_eq!(topics, ["agent.health", "agent.health"]);
     }
 
     #[test]

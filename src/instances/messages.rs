@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::Message;
 
 use super::model::{Instance, InstanceError, InstanceFilter, StatusCounts};
+use super::profile::ProfileUpdate;
 
 /// Registers a new instance (status `pending`); answered with it and its token.
 #[derive(Message, Debug, Clone)]
@@ -16,6 +17,8 @@ pub struct RegisterInstance {
     pub intent: String,
     pub stack: String,
     pub capabilities: Vec<String>,
+    /// Parent, labels, build and endpoints (the parent must be registered).
+    pub profile: ProfileUpdate,
     /// Who registers (an agent registering another is named in the audit entry).
     pub caller: Caller,
 }
@@ -40,8 +43,14 @@ impl RegisterInstance {
             intent: intent.unwrap_or_default(),
             stack: stack.unwrap_or_default(),
             capabilities: capabilities.unwrap_or_default(),
+            profile: ProfileUpdate::default(),
             caller: Caller::anonymous(),
         })
+    }
+
+    /// The same registration with a parent, labels, build and endpoints.
+    pub fn with_profile(self, profile: ProfileUpdate) -> Self {
+        Self { profile, ..self }
     }
 
     /// The same registration, made by `caller`.
@@ -95,11 +104,14 @@ pub struct ListInstances {
     pub filter: InstanceFilter,
 }
 
-/// Refreshes `last_seen`; a stale instance becomes active again (`agent.active`).
+/// Refreshes `last_seen`; a stale instance becomes active again (`agent.active`). The
+/// update (parent, labels, build, endpoints, health, progress) is applied with it; a
+/// change of health publishes `agent.health`.
 #[derive(Message)]
 #[rtype(result = "Result<Arc<Instance>, InstanceError>")]
 pub struct Heartbeat {
     pub id: String,
+    pub update: ProfileUpdate,
 }
 
 /// Marks an instance active (from any status) and refreshes `last_seen`.

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::profile::{Build, Health, Profile, Progress};
 use crate::error::{DomainError, ErrorKind};
 use crate::time::format_micros;
 
@@ -54,6 +55,8 @@ pub struct Instance {
     pub registered_at: i64,
     /// Unix microseconds.
     pub last_seen: i64,
+    /// Parent, labels, build, endpoints, health and progress.
+    pub profile: Profile,
 }
 
 /// The wire shape of an instance. `token` is only set in the registration response.
@@ -70,6 +73,12 @@ pub struct InstanceOut<'a> {
     pub token: Option<&'a str>,
     pub registered_at: String,
     pub last_seen: String,
+    pub parent_id: Option<&'a str>,
+    pub labels: &'a std::collections::BTreeMap<String, String>,
+    pub build: Option<&'a Build>,
+    pub endpoints: &'a std::collections::BTreeMap<String, String>,
+    pub health: Option<&'a Health>,
+    pub progress: Option<&'a Progress>,
 }
 
 impl Instance {
@@ -86,6 +95,12 @@ impl Instance {
             token: None,
             registered_at: format_micros(self.registered_at),
             last_seen: format_micros(self.last_seen),
+            parent_id: self.profile.parent_id.as_deref(),
+            labels: &self.profile.labels,
+            build: self.profile.build.as_ref(),
+            endpoints: &self.profile.endpoints,
+            health: self.profile.health.as_ref(),
+            progress: self.profile.progress.as_ref(),
         }
     }
 
@@ -179,6 +194,7 @@ mod tests {
             token_hash: String::new(),
             registered_at: 0,
             last_seen: 0,
+            profile: Profile::default(),
         }
     }
 

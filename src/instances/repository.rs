@@ -12,7 +12,7 @@ use sea_orm::{
 use super::model::{Instance, Status};
 use crate::metrics::RecordMetrics;
 
-/// Rows per multi-row upsert (10 bound values each, far under SQLite's variable limit).
+/// Rows per multi-row upsert (11 bound values each, far under SQLite's variable limit).
 const UPSERT_CHUNK: usize = 500;
 
 /// Handle to the instances table (cheap to clone: a pool handle).
@@ -23,6 +23,7 @@ pub struct InstanceRepository {
 
 fn from_model(m: instance::Model) -> Instance {
     Instance {
+        profile: serde_json::from_str(&m.profile).unwrap_or_default(),
         capabilities: serde_json::from_str(&m.capabilities).unwrap_or_default(),
         status: Status::parse(&m.status),
         id: m.id,
@@ -48,6 +49,7 @@ fn to_active(i: &Instance) -> instance::ActiveModel {
         token_hash: Set(i.token_hash.clone()),
         registered_at: Set(i.registered_at),
         last_seen: Set(i.last_seen),
+        profile: Set(serde_json::to_string(&i.profile).unwrap_or_else(|_| "{}".into())),
     }
 }
 
@@ -100,6 +102,7 @@ impl InstanceRepository {
                             Column::TokenHash,
                             Column::RegisteredAt,
                             Column::LastSeen,
+                            Column::Profile,
                         ])
                         .to_owned(),
                 )

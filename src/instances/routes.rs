@@ -3,14 +3,15 @@
 use actix::Addr;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::actor::InstanceRegistry;
 use super::messages::*;
 use super::model::{Instance, InstanceFilter, Status};
+use super::profile::ProfileUpdate;
 
-use crate::error::ApiResult;
-use crate::http::{Caller, JsonBody, Query, method_not_allowed};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Caller, JsonBody, Query, RawBody, method_not_allowed};
 
 /// Registers the instance routes (`/stale` before `/{id}`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -88,15 +89,19 @@ fn listing(items: &[std::sync::Arc<Instance>]) -> HttpResponse {
 async fn register(
     registry: Registry,
     caller: Caller,
-    JsonBody(body): JsonBody<RegisterIn>,
+    JsonBody(raw): JsonBody<Map<String, Value>>,
 ) -> ApiResult<HttpResponse> {
+    let profile = ProfileUpdate::parse(&raw, false);
+    let body: RegisterIn = serde_json::from_value(Value::Object(raw))
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let msg = RegisterInstance::new(
         body.name.unwrap_or_default(),
         body.workspace,
         body.intent,
         body.stack,
         body.capabilities,
-    )?;
+    )?
+    .with_profile(profile?);
     let done = registry.send(msg.by(caller)).await??;
     let mut out = done.instance.out();
     out.token = Some(&done.token);
@@ -146,10 +151,31 @@ async fn deregister(
     Ok(HttpResponse::Ok().json(json!({"deleted": gone.id})))
 }
 
-async fn heartbeat(registry: Registry, id: web::Path<String>) -> ApiResult<HttpResponse> {
+/// A heartbeat's body: none (or blank) changes nothing; otherwise a JSON object whose
+/// profile fields are validated (unknown fields are ignored).
+fn heartbeat_update(body: &[u8]) -> ApiResult<ProfileUpdate> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ProfileUpdate::default());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(obj)) => Ok(ProfileUpdate::parse(&obj, true)?),
+        Ok(_) => Err(ApiError::bad_request(
+            "a heartbeat body must be a JSON object (or empty)",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("invalid JSON body: {e}"))),
+    }
+}
+
+async fn heartbeat(
+    registry: Registry,
+    id: web::Path<String>,
+    RawBody(body): RawBody,
+) -> ApiResult<HttpResponse> {
+    let update = heartbeat_update(&body)?;
     let inst = registry
         .send(Heartbeat {
             id: id.into_inner(),
+            update,
         })
         .await??;
     Ok(HttpResponse::Ok().json(json!({"id": inst.id, "status": "ok"})))
