@@ -49,4 +49,5 @@ pub mod telemetry;
 pub mod templates;
 pub mod time;
 pub mod tls;
+pub mod topology;
 pub mod webhooks;

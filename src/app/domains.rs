@@ -28,6 +28,7 @@ use crate::specs::SpecRegistry;
 use crate::state::StateStore;
 use crate::tasks::TaskQueue;
 use crate::templates::TemplateLibrary;
+use crate::topology::TopologyWatcher;
 use crate::webhooks::{DispatchSettings, WebhookDispatcher};
 
 /// How often expired leases are swept (API §22: their events within 2 s of expiry).
@@ -59,6 +60,8 @@ pub struct Domains {
     pub keys: Addr<KeyStore>,
     /// The live keys, read by the gate.
     pub key_ring: KeyRing,
+    /// Who started whom and who works with whom.
+    pub topology: Addr<TopologyWatcher>,
 }
 
 /// Loads each domain's stored data and starts its actor.
@@ -175,6 +178,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         .await
         .map_err(StartError::Load)?
         .start();
+    let topology = TopologyWatcher::new(instances.clone(), Some(webhooks.clone())).start();
     Ok(Domains {
         state,
         specs,
@@ -194,5 +198,6 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         admin,
         keys,
         key_ring,
+        topology,
     })
 }

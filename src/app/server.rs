@@ -122,6 +122,10 @@ fn api_server(config: &Config, shared: Shared, listener: Listener) -> Result<Ser
             shared.domains.rules.clone(),
             shared.domains.specs.clone(),
             crate::mcp::api_base(&config.bind, listener.port),
+        )
+        .with_views(
+            shared.domains.topology.clone(),
+            shared.domains.events.clone(),
         ),
         mcp_hosts,
         config.max_body_bytes,
@@ -309,6 +313,7 @@ impl Shared {
             .app_data(web::Data::new(d.tasks.clone()))
             .app_data(web::Data::new(d.locks.clone()))
             .app_data(web::Data::new(d.admin.clone()))
+            .app_data(web::Data::new(d.topology.clone()))
             .app_data(self.contract_client.clone())
             .app_data(self.subscribers.clone())
             .app_data(self.telemetry.clone())
@@ -343,6 +348,7 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .configure(crate::audit::routes)
     .configure(crate::llm::routes)
     .configure(crate::tasks::routes)
+    .configure(crate::topology::routes)
     .configure(crate::locks::routes)
     .configure(crate::admin::routes)
     .configure(crate::keys::routes)

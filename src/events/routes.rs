@@ -13,7 +13,8 @@ use super::messages::*;
 use super::model::HistoryFilter;
 use super::ws::Subscription;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{JsonBody, instant_param, method_not_allowed, parse_limit};
+use crate::http::{Caller, JsonBody, instant_param, method_not_allowed, parse_limit};
+use crate::topology::{Seen, Watcher, observe};
 
 /// Registers the event routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -60,6 +61,8 @@ struct PublishIn {
 
 async fn publish(
     bus: web::Data<Addr<EventBus>>,
+    caller: Caller,
+    watcher: Watcher,
     JsonBody(body): JsonBody<PublishIn>,
 ) -> ApiResult<HttpResponse> {
     let topic = match body.topic {
@@ -77,6 +80,10 @@ async fn publish(
             source: String::new(),
         })
         .await??;
+    if let Some(agent) = caller.id() {
+        let (agent, topic) = (agent.to_string(), event.topic.clone());
+        observe(&watcher, Seen::Published { agent, topic });
+    }
     Ok(HttpResponse::Ok().json(event.out()))
 }
 
@@ -154,7 +161,12 @@ async fn history(req: HttpRequest, bus: web::Data<Addr<EventBus>>) -> ApiResult<
 }
 
 /// `GET /api/events/wait?after=ID&topic=PATTERN&timeout=S&limit=N` (extension).
-async fn wait(req: HttpRequest, bus: web::Data<Addr<EventBus>>) -> ApiResult<HttpResponse> {
+async fn wait(
+    req: HttpRequest,
+    bus: web::Data<Addr<EventBus>>,
+    caller: Caller,
+    watcher: Watcher,
+) -> ApiResult<HttpResponse> {
     let q = parse_query(&req)?;
     let after = cursor(q.after.as_deref())?;
     let timeout = match q.timeout.as_deref() {
@@ -168,6 +180,16 @@ async fn wait(req: HttpRequest, bus: web::Data<Addr<EventBus>>) -> ApiResult<Htt
             }
         },
     };
+    if let Some(agent) = caller.id() {
+        let pattern = q.topic.clone().unwrap_or_default();
+        let pattern = if pattern.is_empty() {
+            "*".into()
+        } else {
+            pattern
+        };
+        let agent = agent.to_string();
+        observe(&watcher, Seen::Subscribed { agent, pattern });
+    }
     let events = bus
         .send(Wait {
             after,
@@ -185,10 +207,21 @@ async fn subscribe(
     stream: web::Payload,
     bus: web::Data<Addr<EventBus>>,
     settings: web::Data<SubscriberSettings>,
+    caller: Caller,
+    watcher: Watcher,
 ) -> ApiResult<HttpResponse> {
     let q = parse_query(&req)?;
     let after = cursor(q.after.as_deref())?;
     let pattern = q.pattern.unwrap_or_default();
+    if let Some(agent) = caller.id() {
+        let seen = if pattern.is_empty() {
+            "*"
+        } else {
+            pattern.as_str()
+        };
+        let (agent, pattern) = (agent.to_string(), seen.to_string());
+        observe(&watcher, Seen::Subscribed { agent, pattern });
+    }
     let session = Subscription::new(bus.get_ref().clone(), pattern, after, settings.buffer);
     ws::start(session, &req, stream)
         .map_err(|e| ApiError::bad_request(format!("a WebSocket upgrade is required: {e}")))

@@ -117,6 +117,7 @@ mod tests {
             ("POST", "/mcp", "", Scope::Write),
             ("GET", "/mcp", "", Scope::Write),
             ("POST", "/api/liveness/check", "", Scope::Write),
+            ("GET", "/api/topology", "format=dot", Scope::Read),
         ];
         for (m, p, q, want) in cases {
             let m = Method::from_bytes(m.as_bytes()).unwrap();
@@ -140,5 +141,6 @@ mod tests {
         assert_eq!(touches("/api/tasks/claim"), Touches::Handler);
         assert_eq!(touches("/api/events/history"), Touches::Nothing);
         assert_eq!(touches("/api/instances"), Touches::Nothing);
+        assert_eq!(touches("/api/topology"), Touches::Nothing);
     }
 }

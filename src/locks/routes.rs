@@ -197,6 +197,7 @@ async fn acquire_lock(
     table: Table,
     registry: Registry,
     caller: Caller,
+    watcher: crate::topology::Watcher,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<HttpResponse> {
     let a = Acquisition::try_from(object::<AcquireIn>(body)?)?;
@@ -210,7 +211,21 @@ async fn acquire_lock(
         ttl_micros: a.ttl_micros,
         reason: a.reason,
     };
-    let lock = acquire(&table, lock, a.wait, caller).await?;
+    let (waiter, resource) = (lock.holder.clone(), lock.resource.as_str().to_string());
+    let lock = acquire(&table, lock, a.wait, caller)
+        .await
+        .inspect_err(|e| {
+            if let LockError::Conflict(held) = e {
+                for l in held {
+                    let seen = crate::topology::Seen::LockWaited {
+                        waiter: waiter.clone(),
+                        holder: l.holder.clone(),
+                        resource: resource.clone(),
+                    };
+                    crate::topology::observe(&watcher, seen);
+                }
+            }
+        })?;
     Ok(HttpResponse::Ok().json(lock.out()))
 }
 

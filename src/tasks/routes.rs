@@ -270,11 +270,20 @@ async fn may_touch(
 async fn create(
     queue: Queue,
     caller: Caller,
+    watcher: crate::topology::Watcher,
     JsonBody(body): JsonBody<CreateIn>,
 ) -> ApiResult<HttpResponse> {
     let task = NewTask::try_from(body)?;
     caller.require_project(&task.queue)?;
+    let agent = caller.id().map(str::to_string);
     let task = queue.send(CreateTask { task, caller }).await??;
+    if let Some(agent) = agent {
+        let (task, queue) = (task.id.clone(), task.queue.clone());
+        crate::topology::observe(
+            &watcher,
+            crate::topology::Seen::TaskCreated { agent, task, queue },
+        );
+    }
     Ok(HttpResponse::Ok().json(task.out()))
 }
 
@@ -335,18 +344,37 @@ async fn complete(
     req: HttpRequest,
     queue: Queue,
     caller: Caller,
+    watcher: crate::topology::Watcher,
     id: web::Path<String>,
     JsonBody(body): JsonBody<LeaseIn>,
 ) -> ApiResult<HttpResponse> {
     may_touch(&req, &queue, &caller, &id, true).await?;
     let token = token_field(body.token)?;
+    // The holder completing it (the lease is gone from the completed task).
+    let holder = match &watcher {
+        Some(_) => queue
+            .send(GetTask { id: id.to_string() })
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|t| t.lease.as_ref().map(|l| l.holder.clone())),
+        None => None,
+    };
     let msg = CompleteTask {
         id: id.into_inner(),
         token,
         result: body.result.unwrap_or(Value::Null),
         caller,
     };
-    Ok(HttpResponse::Ok().json(queue.send(msg).await??.out()))
+    let task = queue.send(msg).await??;
+    if let Some(holder) = holder {
+        let task = task.id.clone();
+        crate::topology::observe(
+            &watcher,
+            crate::topology::Seen::TaskCompleted { holder, task },
+        );
+    }
+    Ok(HttpResponse::Ok().json(task.out()))
 }
 
 async fn fail(
