@@ -3,13 +3,15 @@
 //!
 //! Small on purpose: six tools for discovery and proposals, whose list costs a few
 //! hundred tokens in every agent's context; data goes through REST and the CLI
-//! (`get_endpoints` says where). Each tool sends the same domain messages the REST
+//! (`get_endpoints` says where). Four read-only resources (the roster, one instance, the
+//! topology, recent events) cost nothing until an agent reads one, and each is bounded. Each tool sends the same domain messages the REST
 //! routes send, and a mutation is audited the same way. Requests reach `/mcp` through
 //! the same middleware as REST (timing, bearer auth, caller identification, call
 //! counting); the agent a request names is handed to the tools for attribution.
 //! Stateless: every POST is served on its own, so any or no `Mcp-Session-Id` works and
 //! no session state is held.
 
+mod resources;
 mod tools;
 
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp_actix_web::transport::StreamableHttpService;
 
 pub use crate::http::hosts::{allowed_hosts, api_base};
+pub use resources::{MAX_RESOURCE_BYTES, RECENT_EVENTS};
 pub use tools::Koor;
 
 use crate::http::Caller;

@@ -6,21 +6,26 @@ use std::sync::Arc;
 use actix::Addr;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
-    ServerConfig, Tool, ToolsCapability,
+    InitializeResult, JsonObject, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, ResourceContents, ResourcesCapability, ServerCapabilities, ServerConfig,
+    Tool, ToolsCapability,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use rmcp_actix_web::transport::on_request_extensions;
 use serde_json::{Value, json};
 
+use super::resources;
 use crate::error::ApiError;
+use crate::events::EventBus;
 use crate::http::Caller;
 use crate::instances::{
     InstanceFilter, InstanceRegistry, ListInstances, RegisterInstance, SetIntent,
 };
 use crate::rules::{ProposeRule, RuleBook, RuleIn};
 use crate::specs::SpecRegistry;
+use crate::topology::TopologyWatcher;
 
 /// What the agent is told once, at `initialize`.
 pub const INSTRUCTIONS: &str = "koor coordinates the agents working on a codebase. Use these \
@@ -127,6 +132,10 @@ pub struct Koor {
     pub specs: Addr<SpecRegistry>,
     /// `http://host:port` of the REST API.
     pub api_base: String,
+    /// The graph behind `koor://topology` (absent: the resource is not listed).
+    pub topology: Option<Addr<TopologyWatcher>>,
+    /// The bus behind `koor://events/recent` (absent: the resource is not listed).
+    pub events: Option<Addr<EventBus>>,
     tools: Arc<Vec<Tool>>,
 }
 
@@ -142,7 +151,18 @@ impl Koor {
             rules,
             specs,
             api_base,
+            topology: None,
+            events: None,
             tools: Arc::new(definitions()),
+        }
+    }
+
+    /// The same server with the topology and recent events as resources.
+    pub fn with_views(self, topology: Addr<TopologyWatcher>, events: Addr<EventBus>) -> Self {
+        Self {
+            topology: Some(topology),
+            events: Some(events),
+            ..self
         }
     }
 }
@@ -356,6 +376,12 @@ impl ServerHandler for Koor {
         tools.list_changed = Some(false);
         let mut capabilities = ServerCapabilities::default();
         capabilities.tools = Some(tools);
+        // No subscriptions: the endpoint is stateless (no server-to-client stream to send
+        // `notifications/resources/updated` on); the events WebSocket is the live feed.
+        let mut resources = ResourcesCapability::default();
+        resources.subscribe = Some(false);
+        resources.list_changed = Some(false);
+        capabilities.resources = Some(resources);
         InitializeResult::new(capabilities)
             .with_server_info(Implementation::new("koor", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
@@ -367,6 +393,56 @@ impl ServerHandler for Koor {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let listed = resources::list()
+            .into_iter()
+            .filter(|r| match r.uri.as_str() {
+                resources::TOPOLOGY => self.topology.is_some(),
+                resources::RECENT => self.events.is_some(),
+                _ => true,
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(listed))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri;
+        let found = resources::read(
+            &uri,
+            &self.instances,
+            self.topology.as_ref(),
+            self.events.as_ref(),
+        )
+        .await
+        .map_err(|e| ErrorData::internal_error(e, None))?;
+        let Some((text, mime)) = found else {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {uri}; resources/list and resources/templates/list name them"),
+                None,
+            ));
+        };
+        let contents = ResourceContents::text(text, uri).with_mime_type(mime);
+        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
     async fn call_tool(
