@@ -1,5 +1,5 @@
-//! `koor register|activate|heartbeat`, `koor instances …`, `koor metrics …` and the
-//! `koor status` overview.
+//! `koor register|activate|heartbeat`, `koor instances …`, `koor topology`,
+//! `koor metrics …` and the `koor status` overview.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +26,125 @@ pub struct RegisterArgs {
     /// Comma-separated capabilities, e.g. "code-review,testing".
     #[arg(long, value_name = "LIST")]
     pub capabilities: Option<String>,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+}
+
+/// What an instance says about itself (`koor register`, `koor heartbeat`).
+#[derive(Debug, Default, Args)]
+pub struct ProfileArgs {
+    /// The instance that started this one (must be registered).
+    #[arg(long, value_name = "ID")]
+    pub parent: Option<String>,
+    /// A label, `KEY=VALUE` (repeatable; replaces all labels).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// The commit the agent runs.
+    #[arg(long = "build-commit", value_name = "SHA")]
+    pub build_commit: Option<String>,
+    /// The branch the agent runs.
+    #[arg(long = "build-branch", value_name = "BRANCH")]
+    pub build_branch: Option<String>,
+    /// The version the agent runs.
+    #[arg(long = "build-version", value_name = "VERSION")]
+    pub build_version: Option<String>,
+    /// An endpoint, `NAME=URL`, e.g. `health=http://localhost:8080/health` (repeatable;
+    /// replaces all endpoints).
+    #[arg(long = "endpoint", value_name = "NAME=URL")]
+    pub endpoints: Vec<String>,
+}
+
+/// `koor heartbeat ID …`
+#[derive(Debug, Args)]
+pub struct HeartbeatArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Overall health: ok, degraded or failing.
+    #[arg(long, value_name = "STATUS")]
+    pub health: Option<String>,
+    /// A component's health, `NAME=STATUS` (repeatable; needs --health).
+    #[arg(long = "component", value_name = "NAME=STATUS", requires = "health")]
+    pub components: Vec<String>,
+    /// The current phase of work (progress).
+    #[arg(long, value_name = "TEXT")]
+    pub phase: Option<String>,
+    /// Units of work done (progress).
+    #[arg(long, value_name = "N")]
+    pub done: Option<u64>,
+    /// Units of work in all (progress).
+    #[arg(long, value_name = "N")]
+    pub total: Option<u64>,
+}
+
+/// `KEY=VALUE` pairs as a JSON object; a pair without `=` is an error naming the flag.
+fn pairs(flag: &str, items: &[String]) -> Result<serde_json::Map<String, Value>, String> {
+    items
+        .iter()
+        .map(|item| {
+            item.split_once('=')
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .ok_or_else(|| format!("--{flag} takes KEY=VALUE, got {item:?}"))
+        })
+        .collect()
+}
+
+impl ProfileArgs {
+    /// Adds the given fields to a request body.
+    fn fill(&self, body: &mut Value) -> Result<(), String> {
+        if let Some(p) = &self.parent {
+            body["parent_id"] = json!(p);
+        }
+        if !self.labels.is_empty() {
+            body["labels"] = Value::Object(pairs("label", &self.labels)?);
+        }
+        if !self.endpoints.is_empty() {
+            body["endpoints"] = Value::Object(pairs("endpoint", &self.endpoints)?);
+        }
+        let build = [
+            ("commit", &self.build_commit),
+            ("branch", &self.build_branch),
+            ("version", &self.build_version),
+        ];
+        if build.iter().any(|(_, v)| v.is_some()) {
+            let mut b = serde_json::Map::new();
+            for (k, v) in build {
+                if let Some(v) = v {
+                    b.insert(k.into(), json!(v));
+                }
+            }
+            body["build"] = Value::Object(b);
+        }
+        Ok(())
+    }
+}
+
+impl HeartbeatArgs {
+    /// The heartbeat's body (`{}` when no field is given).
+    pub fn body(&self) -> Result<Value, String> {
+        let mut body = json!({});
+        self.profile.fill(&mut body)?;
+        if let Some(status) = &self.health {
+            body["health"] = json!({
+                "status": status,
+                "components": Value::Object(pairs("component", &self.components)?),
+            });
+        }
+        if self.phase.is_some() || self.done.is_some() || self.total.is_some() {
+            let mut p = serde_json::Map::new();
+            if let Some(v) = &self.phase {
+                p.insert("phase".into(), json!(v));
+            }
+            if let Some(v) = self.done {
+                p.insert("done".into(), json!(v));
+            }
+            if let Some(v) = self.total {
+                p.insert("total".into(), json!(v));
+            }
+            body["progress"] = Value::Object(p);
+        }
+        Ok(body)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +214,10 @@ pub async fn register(client: &Client, args: RegisterArgs) -> ExitCode {
     if let Some(caps) = args.capabilities {
         body["capabilities"] = json!(list_arg(&caps));
     }
+    if let Err(e) = args.profile.fill(&mut body) {
+        eprintln!("koor: {e}");
+        return ExitCode::from(2);
+    }
     let outcome = client.post_json("/api/instances/register", &body).await;
     // Keep the agent's token so that later commands act as this agent (`--as` chooses).
     if let Ok((status, _, bytes)) = &outcome
@@ -112,6 +235,29 @@ pub async fn register(client: &Client, args: RegisterArgs) -> ExitCode {
 pub async fn post_action(client: &Client, id: &str, action: &str) -> ExitCode {
     let path = instance_path(id, &format!("/{action}"));
     client.print(client.send(Method::POST, &path, &[], None).await, false)
+}
+
+/// `koor heartbeat ID [--health …]`.
+pub async fn heartbeat(client: &Client, args: HeartbeatArgs) -> ExitCode {
+    let body = match args.body() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("koor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = instance_path(&args.id, "/heartbeat");
+    client.print(client.post_json(&path, &body).await, false)
+}
+
+/// `koor topology [--dot]`.
+pub async fn topology(client: &Client, dot: bool) -> ExitCode {
+    let query = if dot {
+        vec![("format", "dot".to_string())]
+    } else {
+        Vec::new()
+    };
+    client.print(client.get("/api/topology", &query).await, dot)
 }
 
 /// `koor instances …`.

@@ -74,8 +74,14 @@ pub enum Command {
     Register(instances::RegisterArgs),
     /// Mark an instance active.
     Activate { id: String },
-    /// Tell the server an instance is alive.
-    Heartbeat { id: String },
+    /// Tell the server an instance is alive, with its health and progress.
+    Heartbeat(instances::HeartbeatArgs),
+    /// Who started whom and who works with whom (JSON; --dot for Graphviz).
+    Topology {
+        /// Print Graphviz DOT text instead of JSON.
+        #[arg(long)]
+        dot: bool,
+    },
     /// The agent registry.
     #[command(subcommand)]
     Instances(instances::InstancesCmd),
@@ -239,9 +245,8 @@ pub fn main() -> ExitCode {
                     Command::Activate { id } => {
                         instances::post_action(&client, &id, "activate").await
                     }
-                    Command::Heartbeat { id } => {
-                        instances::post_action(&client, &id, "heartbeat").await
-                    }
+                    Command::Heartbeat(args) => instances::heartbeat(&client, args).await,
+                    Command::Topology { dot } => instances::topology(&client, dot).await,
                     Command::Instances(cmd) => instances::instances(&client, cmd).await,
                     Command::Metrics { cmd } => instances::metrics(&client, cmd).await,
                     Command::State(cmd) => state::run(&client, cmd).await,
