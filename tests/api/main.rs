@@ -31,6 +31,7 @@ mod state;
 mod tasks;
 mod telemetry;
 mod templates;
+mod topology;
 mod validation;
 mod webhooks;
 mod write_path;
