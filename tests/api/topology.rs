@@ -529,3 +529,78 @@ mod mcp {
         client.cancel().await.unwrap();
     }
 }
+
+#[actix_web::test]
+async fn the_cli_registers_with_a_parent_beats_with_health_and_prints_the_topology() {
+    let app = TestApp::spawn().await;
+    let cwd = app.dir.path();
+    let address = app.address.clone();
+    let address = address.as_str();
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = crate::cli::koor(address, cwd, &args, None).await;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let lead = id_of(&app.register("lead", Value::Null).await);
+    let (ok, out, err) = run(args(&[
+        "register",
+        "child",
+        "--parent",
+        &lead,
+        "--label",
+        "team=core",
+        "--build-commit",
+        "abc",
+        "--endpoint",
+        "health=http://127.0.0.1:8080/health",
+    ]))
+    .await;
+    assert!(ok, "{err}");
+    let child: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(child["parent_id"], json!(lead));
+    assert_eq!(child["labels"], json!({"team": "core"}));
+    assert_eq!(child["build"]["commit"], "abc");
+    let id = id_of(&child);
+
+    let (ok, _, err) = run(args(&[
+        "heartbeat",
+        &id,
+        "--health",
+        "degraded",
+        "--component",
+        "db=failing",
+        "--phase",
+        "tests",
+        "--done",
+        "2",
+        "--total",
+        "5",
+    ]))
+    .await;
+    assert!(ok, "{err}");
+    let got = app.get_json(&format!("/api/instances/{id}")).await;
+    assert_eq!(got["health"]["components"]["db"], "failing");
+    assert_eq!(
+        got["progress"],
+        json!({"phase": "tests", "done": 2, "total": 5})
+    );
+
+    let (ok, _, err) = run(args(&["heartbeat", &id, "--label", "no-equals-sign"])).await;
+    assert!(!ok && err.contains("KEY=VALUE"), "{err}");
+    let (ok, _, err) = run(args(&["heartbeat", &id, "--health", "fine"])).await;
+    assert!(!ok && err.contains("health.status"), "{err}");
+
+    let (ok, out, _) = run(args(&["topology"])).await;
+    assert!(ok);
+    let g: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(g["edges"][0]["kind"], "parent");
+    let (ok, out, _) = run(args(&["topology", "--dot"])).await;
+    assert!(ok);
+    assert!(out.contains(&format!("\"{lead}\" -> \"{id}\"")), "{out}");
+}
