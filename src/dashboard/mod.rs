@@ -40,6 +40,7 @@ pub const PAGES: &[&str] = &[
     "/audit",
     "/tasks",
     "/locks",
+    "/topology",
     "/storage",
     "/keys",
 ];

@@ -42,6 +42,7 @@ async fn pages_and_assets_are_served_from_the_binary() {
         "/audit",
         "/tasks",
         "/locks",
+        "/topology",
         "/storage",
     ] {
         let resp = http.get(format!("{dash}{page}")).send().await.unwrap();

@@ -457,6 +457,45 @@ def test_locks_live_expiry_and_forced_release(koor, ui):
     ui.assert_not_reloaded()
 
 
+def test_topology_draws_agents_and_their_links_live(koor, ui):
+    page = ui.open(koor.dash_url + "/topology")
+    expect(page.get_by_test_id("topology")).to_contain_text("No agents are registered")
+    ui.wait_live()
+    ui.mark()
+
+    # A new agent appears without a reload (agent.registered), then its child with the
+    # parent link drawn between them.
+    lead = koor.post("/api/instances/register", json={"name": "lead-agent", "workspace": "fleet"})
+    graph = page.get_by_test_id("topology-graph")
+    lead_node = graph.locator(f'[data-testid="topology-node"][data-id="{lead["id"]}"]')
+    expect(lead_node).to_be_visible(timeout=LIVE_MS)
+    expect(lead_node).to_contain_text("lead-agent")
+    expect(lead_node).to_have_attribute("data-status", "pending")
+    child = koor.post("/api/instances/register", json={"name": "test-agent", "parent_id": lead["id"]})
+    child_node = graph.locator(f'[data-testid="topology-node"][data-id="{child["id"]}"]')
+    expect(child_node).to_be_visible(timeout=LIVE_MS)
+    expect(graph.locator('[data-testid="topology-edge"][data-kind="parent"]')).to_have_count(1)
+    links = page.get_by_test_id("topology-edges")
+    expect(links).to_contain_text("lead-agent")
+    expect(links).to_contain_text("parent_id")
+    # The child is drawn right of its parent.
+    assert child_node.bounding_box()["x"] > lead_node.bounding_box()["x"]
+
+    # Health and status follow agent.health and agent.active.
+    koor.post(f"/api/instances/{child['id']}/heartbeat", json={"health": {"status": "failing"}})
+    expect(child_node).to_contain_text("failing", timeout=LIVE_MS)
+    expect(child_node).to_have_class(re.compile(r"\bfailing\b"))
+    koor.post(f"/api/instances/{lead['id']}/activate")
+    expect(lead_node).to_have_attribute("data-status", "active", timeout=LIVE_MS)
+    ui.shot("topology")
+
+    # A deregistered agent leaves, with its link.
+    koor.delete(f"/api/instances/{child['id']}")
+    expect(child_node).to_have_count(0, timeout=LIVE_MS)
+    expect(graph.locator('[data-testid="topology-edge"]')).to_have_count(0)
+    ui.assert_not_reloaded()
+
+
 def test_storage_health_and_snapshot_download(koor, ui, tmp_path):
     koor.put("/api/state/shop/config", data=b'{"db": "x"}')
     page = ui.open(koor.dash_url + "/storage")

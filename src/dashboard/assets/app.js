@@ -8,7 +8,7 @@
  *   3. session (auth token prompt) and the confirmation dialog
  *   4. the live event stream (WebSocket with resume)
  *   5. router and page lifecycle
- *   6. pages: overview, state, rules, webhooks, compliance, audit, tasks, locks
+ *   6. pages: overview, state, rules, webhooks, compliance, audit, tasks, locks, topology
  *   7. boot
  */
 
@@ -493,6 +493,7 @@ const ROUTES = {
   '/audit': { title: 'Audit', view: auditPage },
   '/tasks': { title: 'Tasks', view: tasksPage },
   '/locks': { title: 'Locks', view: locksPage },
+  '/topology': { title: 'Topology', view: topologyPage },
   '/storage': { title: 'Storage', view: storagePage },
   '/keys': { title: 'Keys', view: keysPage },
 };
@@ -1855,6 +1856,132 @@ function storageHealth(c) {
     ['Free disk', fmtBytes(c.free_bytes), 'storage-free'],
     ['Server time', c.time, 'storage-time'],
   ]);
+}
+
+/* ------------------------------------------------------------------ */
+/* 6i. Topology                                                        */
+/* ------------------------------------------------------------------ */
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+// Interactions (publish/subscribe, tasks, locks) publish no event of their own: look again
+// now and then.
+const TOPOLOGY_REFRESH_MS = 10000;
+const NODE_W = 176;
+const NODE_H = 46;
+const GAP_X = 72;
+const GAP_Y = 22;
+
+/** Creates an SVG element with attributes: svgEl('rect', {x: 1}, child…). */
+function svgEl(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value != null) el.setAttribute(key, String(value));
+  }
+  el.append(...children.filter((c) => c != null).map((c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
+  return el;
+}
+
+/**
+ * Places each node in a column by its depth in the parent tree (roots at the left) and
+ * stacks each column by name; a parent missing from the graph makes a root.
+ */
+function topologyLayout(nodes) {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const depth = new Map();
+  const depthOf = (n, seen = new Set()) => {
+    if (depth.has(n.id)) return depth.get(n.id);
+    const parent = n.parent_id && byId.get(n.parent_id);
+    const d = parent && !seen.has(parent.id) ? depthOf(parent, seen.add(n.id)) + 1 : 0;
+    depth.set(n.id, d);
+    return d;
+  };
+  nodes.forEach((n) => depthOf(n));
+  const columns = [];
+  for (const n of [...nodes].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))) {
+    const d = depth.get(n.id);
+    (columns[d] = columns[d] || []).push(n);
+  }
+  const at = new Map();
+  columns.forEach((col, c) => col.forEach((n, r) => at.set(n.id, { x: 16 + c * (NODE_W + GAP_X), y: 16 + r * (NODE_H + GAP_Y) })));
+  const width = 32 + Math.max(1, columns.length) * (NODE_W + GAP_X) - GAP_X;
+  const height = 32 + Math.max(1, ...columns.map((c) => c.length)) * (NODE_H + GAP_Y) - GAP_Y;
+  return { at, width, height };
+}
+
+function topologySvg(graph) {
+  const { at, width, height } = topologyLayout(graph.nodes);
+  const svg = svgEl('svg', {
+    class: 'topology', viewBox: `0 0 ${width} ${height}`, width, height,
+    role: 'img', 'aria-label': `${graph.nodes.length} agents and ${graph.edges.length} links`, 'data-testid': 'topology-graph',
+  }, svgEl('defs', {}, svgEl('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+    svgEl('path', { d: 'M 0 0 L 10 5 L 0 10 z', class: 'arrow-head' }))));
+  for (const e of graph.edges) {
+    const a = at.get(e.from);
+    const b = at.get(e.to);
+    if (!a || !b) continue;
+    const x1 = a.x + NODE_W;
+    const y1 = a.y + NODE_H / 2;
+    const x2 = b.x;
+    const y2 = b.y + NODE_H / 2;
+    // Backward and same-column links bend around instead of crossing the nodes.
+    const bend = x2 > x1 ? (x2 - x1) / 2 : GAP_X;
+    const d = `M ${x1} ${y1} C ${x1 + bend} ${y1}, ${x2 - bend} ${y2}, ${x2} ${y2}`;
+    svg.append(svgEl('path', { d, class: `edge ${e.kind}`, 'marker-end': 'url(#arrow)', 'data-testid': 'topology-edge', 'data-kind': e.kind },
+      svgEl('title', {}, `${e.kind}: ${e.via}${e.count > 1 ? ` (×${e.count})` : ''}`)));
+  }
+  for (const n of graph.nodes) {
+    const p = at.get(n.id);
+    const state = n.health && n.health !== 'ok' ? n.health : n.status;
+    const label = n.name.length > 22 ? `${n.name.slice(0, 21)}…` : n.name;
+    svg.append(svgEl('g', { class: `node ${state}`, transform: `translate(${p.x} ${p.y})`, 'data-testid': 'topology-node', 'data-id': n.id, 'data-status': n.status },
+      svgEl('title', {}, `${n.name} (${n.id})\nstatus ${n.status}${n.health ? `, health ${n.health}` : ''}${n.workspace ? `\nworkspace ${n.workspace}` : ''}`),
+      svgEl('rect', { width: NODE_W, height: NODE_H, rx: 8 }),
+      svgEl('text', { x: 10, y: 19, class: 'name' }, label),
+      svgEl('text', { x: 10, y: 36, class: 'meta' }, n.health ? `${n.status} · ${n.health}` : n.status)));
+  }
+  return svg;
+}
+
+function topologyPage(ctx) {
+  const graphEl = h('div', { class: 'topology-wrap', 'data-testid': 'topology' }, h('p', { class: 'muted' }, 'Loading…'));
+  const edgesEl = h('div', { 'data-testid': 'topology-edges' });
+  let started = 0;
+  let applied = 0;
+  const load = async () => {
+    const mine = ++started;
+    try {
+      const graph = await api('/api/topology');
+      if (!ctx.alive || mine < applied) return;
+      applied = mine;
+      const names = new Map(graph.nodes.map((n) => [n.id, n.name]));
+      if (!graph.nodes.length) {
+        graphEl.replaceChildren(empty(h('strong', {}, 'No agents are registered'), ' — an agent registers with ',
+          code('koor register backend --parent <id of the agent that started it>'), ' and appears here at once.'));
+      } else {
+        graphEl.replaceChildren(topologySvg(graph),
+          graph.truncated ? h('p', { class: 'muted' }, 'Only part of the graph is shown (it is bounded).') : null);
+      }
+      edgesEl.replaceChildren(graph.edges.length
+        ? table(['From', 'To', 'Kind', 'How it was seen', 'Count'], graph.edges.map((e) => h('tr', {},
+          h('td', {}, names.get(e.from) || e.from), h('td', {}, names.get(e.to) || e.to),
+          h('td', {}, badge(e.kind, 'source')), h('td', {}, e.via), h('td', { class: 'num' }, fmtInt(e.count)))))
+        : empty('No links yet: agents started with a ', code('parent_id'), ', events one publishes and another subscribes to, tasks one creates and another completes, and lock waits show here.'));
+    } catch (err) {
+      if (!ctx.alive || mine < applied) return;
+      applied = mine;
+      if (!err.auth) graphEl.replaceChildren(errorBox(err));
+    }
+  };
+  ctx.main.append(
+    pageHead('Topology', 'Who started whom (solid) and who works with whom (dashed: events, bold: tasks, dotted: locks), live as agents come and go.'),
+    card('Agents', { testid: 'topology-card', wide: true }, graphEl),
+    card('Links', { testid: 'topology-links', wide: true }, edgesEl));
+  load();
+  const refresh = debounce(load, 100);
+  ctx.onEvent((ev) => {
+    if (INSTANCE_TOPIC.test(ev.topic) || ev.topic === 'koor.lagged') refresh();
+  });
+  ctx.every(TOPOLOGY_REFRESH_MS, load);
 }
 
 /* ------------------------------------------------------------------ */
