@@ -475,6 +475,7 @@ def test_topology_draws_agents_and_their_links_live(koor, ui):
     child_node = graph.locator(f'[data-testid="topology-node"][data-id="{child["id"]}"]')
     expect(child_node).to_be_visible(timeout=LIVE_MS)
     expect(graph.locator('[data-testid="topology-edge"][data-kind="parent"]')).to_have_count(1)
+    expect(page.get_by_test_id("topology")).not_to_contain_text("null")
     links = page.get_by_test_id("topology-edges")
     expect(links).to_contain_text("lead-agent")
     expect(links).to_contain_text("parent_id")

@@ -1958,8 +1958,8 @@ function topologyPage(ctx) {
         graphEl.replaceChildren(empty(h('strong', {}, 'No agents are registered'), ' — an agent registers with ',
           code('koor register backend --parent <id of the agent that started it>'), ' and appears here at once.'));
       } else {
-        graphEl.replaceChildren(topologySvg(graph),
-          graph.truncated ? h('p', { class: 'muted' }, 'Only part of the graph is shown (it is bounded).') : null);
+        graphEl.replaceChildren(...[topologySvg(graph),
+          graph.truncated && h('p', { class: 'muted' }, 'Only part of the graph is shown (it is bounded).')].filter(Boolean));
       }
       edgesEl.replaceChildren(graph.edges.length
         ? table(['From', 'To', 'Kind', 'How it was seen', 'Count'], graph.edges.map((e) => h('tr', {},
