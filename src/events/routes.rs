@@ -213,16 +213,17 @@ async fn subscribe(
     let q = parse_query(&req)?;
     let after = cursor(q.after.as_deref())?;
     let pattern = q.pattern.unwrap_or_default();
-    if let Some(agent) = caller.id() {
-        let seen = if pattern.is_empty() {
-            "*"
-        } else {
-            pattern.as_str()
-        };
-        let (agent, pattern) = (agent.to_string(), seen.to_string());
+    let seen = match caller.id() {
+        Some(agent) if pattern.is_empty() => Some((agent.to_string(), "*".to_string())),
+        Some(agent) => Some((agent.to_string(), pattern.clone())),
+        None => None,
+    };
+    let session = Subscription::new(bus.get_ref().clone(), pattern, after, settings.buffer);
+    let upgraded = ws::start(session, &req, stream)
+        .map_err(|e| ApiError::bad_request(format!("a WebSocket upgrade is required: {e}")))?;
+    // Only an agent that really subscribed consumes.
+    if let Some((agent, pattern)) = seen {
         observe(&watcher, Seen::Subscribed { agent, pattern });
     }
-    let session = Subscription::new(bus.get_ref().clone(), pattern, after, settings.buffer);
-    ws::start(session, &req, stream)
-        .map_err(|e| ApiError::bad_request(format!("a WebSocket upgrade is required: {e}")))
+    Ok(upgraded)
 }
