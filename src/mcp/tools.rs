@@ -353,6 +353,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("instances_register", "POST /api/instances/register"),
     ("instances_activate", "POST /api/instances/{id}/activate"),
     ("instances_heartbeat", "POST /api/instances/{id}/heartbeat"),
+    ("topology", "GET /api/topology"),
     ("validate", "POST /api/validate/{project}"),
     ("rules_list", "GET /api/validate/{project}/rules"),
     ("rules_propose", "POST /api/rules/propose"),
