@@ -128,20 +128,20 @@ done || fail "seeding failed"
 curl -sf "$URL_follower/api/state/read/$((KEYS - 1))" | grep -q "\"$((KEYS - 1))\"" || fail "follower lacks its write"
 curl -sf "$URL_leader/api/state/read/$((KEYS - 1))" | grep -q "\"$((KEYS - 1))\"" || fail "leader lacks the write"
 
-: >"$WORK/ratios"; : >"$WORK/leader"; : >"$WORK/follower"
+: >"$WORK/ratios"; : >"$WORK/rps-leader"; : >"$WORK/rps-follower"
 for r in $(seq "$ROUNDS"); do
   if [ $((r % 2)) -eq 1 ]; then order="leader follower"; else order="follower leader"; fi
   for who in $order; do
     url_var="URL_$who"
     run_wrk "$who" "${!url_var}"
     printf -v "RPS_$who" '%s' "$RPS"
-    echo "$RPS" >>"$WORK/$who"
+    echo "$RPS" >>"$WORK/rps-$who"
   done
   ratio="$(awk -v f="$RPS_follower" -v l="$RPS_leader" 'BEGIN {printf "%.2f", f / l}')"
   echo "$ratio" >>"$WORK/ratios"
   echo "round $r: GET/s leader $RPS_leader, follower $RPS_follower, follower/leader $ratio"
 done
-echo "median: GET/s leader $(median <"$WORK/leader"), follower $(median <"$WORK/follower"), follower/leader $(median <"$WORK/ratios") (rounds: $(paste -sd, "$WORK/ratios"))"
+echo "median: GET/s leader $(median <"$WORK/rps-leader"), follower $(median <"$WORK/rps-follower"), follower/leader $(median <"$WORK/ratios") (rounds: $(paste -sd, "$WORK/ratios"))"
 
 fanout() {
   BASE_URL="$URL_leader" SUBSCRIBE_URLS="$1" SUBSCRIBERS="${SUBSCRIBERS:-100}" RATE="${RATE:-1000}" \

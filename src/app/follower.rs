@@ -19,7 +19,7 @@ use super::{Domains, StartError, domains};
 use crate::batch::Outbox;
 use crate::cluster::election::{Election, Leadership};
 use crate::cluster::forward::{Forwarder, Phase};
-use crate::cluster::replica::Replica;
+use crate::cluster::replica::{Replica, Stopper};
 use crate::cluster::{Role, Seen, View};
 use crate::config::Config;
 use crate::events::{BusSettings, EventBus, GetBusStats};
@@ -37,25 +37,44 @@ struct Promoted {
     _domains: Domains,
 }
 
-/// A follower's takeover, filled in when it happens.
-#[derive(Clone, Default)]
-pub(super) struct Promotion(Arc<Mutex<Option<Promoted>>>);
+/// A follower's takeover, filled in when it happens, and its replica's listening session.
+#[derive(Clone)]
+pub(super) struct Promotion {
+    promoted: Arc<Mutex<Option<Promoted>>>,
+    listening: Arc<Mutex<Option<Stopper>>>,
+    election: Election,
+}
 
 impl Promotion {
     fn set(&self, promoted: Promoted) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(promoted);
+        *self.promoted.lock().unwrap_or_else(|p| p.into_inner()) = Some(promoted);
     }
 
-    /// Stops the leader's servers and lets go of the lead, if this member took it.
+    /// Stops the leader's servers and lets go of the lead, if this member took it, and
+    /// closes the replica's listening session.
     pub(super) async fn stop(self) {
-        let promoted = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(p) = promoted {
-            if let Some(d) = &p.dashboard {
-                d.stop(true).await;
-            }
-            p.api.stop(true).await;
-            p.leadership.release();
+        let listening = self
+            .listening
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(l) = listening {
+            l.stop().await;
         }
+        let promoted = self
+            .promoted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(p) = promoted else {
+            self.election.leave().await;
+            return;
+        };
+        if let Some(d) = &p.dashboard {
+            d.stop(true).await;
+        }
+        p.api.stop(true).await;
+        p.leadership.release();
     }
 }
 
@@ -104,7 +123,7 @@ pub(super) async fn start(
     KeyStore::reload_ring(db, &ring)
         .await
         .map_err(StartError::Load)?;
-    let replica = Replica::new(
+    let (replica, stopper) = Replica::new(
         url.to_string(),
         db.clone(),
         from,
@@ -112,8 +131,8 @@ pub(super) async fn start(
         state.clone(),
         specs.clone(),
         ring.clone(),
-    )
-    .start();
+    );
+    let replica = replica.start();
     let (phase, phase_rx) = tokio::sync::watch::channel(Phase::Following);
     let forwarder = Forwarder::new(
         view.clone(),
@@ -145,7 +164,11 @@ pub(super) async fn start(
         servers.api.handle(),
         servers.dashboard.as_ref().map(|(_, s)| s.handle()),
     );
-    let promotion = Promotion::default();
+    let promotion = Promotion {
+        promoted: Arc::default(),
+        listening: Arc::new(Mutex::new(Some(stopper))),
+        election: election.clone(),
+    };
     let slot = promotion.clone();
     let (config, db) = (config.clone(), db.clone());
     actix_web::rt::spawn(async move {

@@ -327,16 +327,20 @@ impl Election {
         }
     }
 
-    /// The members seen within the last minute, leader first.
+    /// The members seen within the failover time (plus two heartbeats), leader first; the
+    /// role is what the leadership row says.
     pub async fn members(&self) -> Result<Vec<MemberRow>, DbErr> {
         let mut conn = self.connect().await?;
         let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
-            "SELECT member, url, role, \
-             (extract(epoch FROM started_at) * 1000000)::bigint, \
-             (extract(epoch FROM seen_at) * 1000000)::bigint \
-             FROM cluster_members WHERE seen_at > now() - interval '1 minute' \
-             ORDER BY role = 'leader' DESC, started_at",
+            "SELECT m.member, m.url, \
+             CASE WHEN l.member = m.member THEN 'leader' ELSE 'follower' END, \
+             (extract(epoch FROM m.started_at) * 1000000)::bigint, \
+             (extract(epoch FROM m.seen_at) * 1000000)::bigint \
+             FROM cluster_members m LEFT JOIN cluster_leader l ON l.id = 1 \
+             WHERE m.seen_at > now() - make_interval(secs => $1) \
+             ORDER BY (l.member = m.member) DESC NULLS LAST, m.started_at",
         )
+        .bind(self.failover.as_secs_f64() + 2.0 * HEARTBEAT.as_secs_f64())
         .fetch_all(&mut conn)
         .await
         .map_err(db_err)?;
@@ -351,6 +355,14 @@ impl Election {
                 seen_at,
             })
             .collect())
+    }
+
+    /// Removes this member's row (a follower's clean stop).
+    pub async fn leave(&self) {
+        if let Ok(mut conn) = self.connect().await {
+            let _ = self.release_on(&mut conn).await;
+            let _ = conn.close().await;
+        }
     }
 }
 

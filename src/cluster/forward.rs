@@ -122,8 +122,9 @@ impl Forwarder {
             return ApiError::method_not_allowed("GET").error_response();
         };
         let mut out = self.client.request(method, &target);
+        // `Host` too: the leader checks the address the client used (MCP's allow-list).
         for (name, value) in req.headers() {
-            if passes(name) && *name != header::HOST && *name != header::CONTENT_LENGTH {
+            if passes(name) && *name != header::CONTENT_LENGTH {
                 out = out.header(name.as_str(), value.as_bytes());
             }
         }

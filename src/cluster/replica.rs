@@ -49,6 +49,22 @@ pub struct Replica {
     state: Addr<StateStore>,
     specs: Addr<SpecRegistry>,
     ring: KeyRing,
+    /// Ends the listening session (see [`Replica::stopper`]).
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Ends a replica's listening session inside the runtime, before the server's runtime
+/// goes away (the session's driver needs it to close).
+pub struct Stopper {
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Stopper {
+    /// Ends the listening session and waits (up to a second) until it has closed.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.stop.closed()).await;
+    }
 }
 
 /// The caches a batch of events invalidates.
@@ -91,8 +107,9 @@ impl Replica {
         state: Addr<StateStore>,
         specs: Addr<SpecRegistry>,
         ring: KeyRing,
-    ) -> Replica {
-        Replica {
+    ) -> (Replica, Stopper) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let replica = Replica {
             url,
             db,
             last,
@@ -100,7 +117,9 @@ impl Replica {
             state,
             specs,
             ring,
-        }
+            stop: stopped,
+        };
+        (replica, Stopper { stop })
     }
 }
 
@@ -109,14 +128,14 @@ impl Actor for Replica {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(POLL, |_, ctx| ctx.notify(CatchUp));
-        let (url, me) = (self.url.clone(), ctx.address());
-        actix::spawn(listen(url, me));
+        let (url, me, stop) = (self.url.clone(), ctx.address(), self.stop.clone());
+        actix::spawn(listen(url, me, stop));
     }
 }
 
-/// Sends `CatchUp` to `replica` after each notification, for as long as it runs.
-async fn listen(url: String, replica: Addr<Replica>) {
-    loop {
+/// Sends `CatchUp` to `replica` after each notification, until `stop`.
+async fn listen(url: String, replica: Addr<Replica>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow() {
         let mut listener = match PgListener::connect(&url).await {
             Ok(l) => l,
             Err(e) => {
@@ -133,7 +152,15 @@ async fn listen(url: String, replica: Addr<Replica>) {
         // Events committed while not listening.
         replica.do_send(CatchUp);
         loop {
-            match listener.recv().await {
+            let got = tokio::select! {
+                got = listener.recv() => got,
+                _ = stop.changed() => {
+                    let _ = listener.unlisten_all().await;
+                    drop(listener);
+                    return;
+                }
+            };
+            match got {
                 Ok(_) => {
                     // Many commits, one catch-up.
                     while listener.next_buffered().is_some() {}
