@@ -131,114 +131,9 @@ pub async fn connect(path: &Path, pool_size: u32) -> Result<DatabaseConnection, 
 /// The advisory lock key every PostgreSQL write transaction takes (`koor` in ASCII).
 pub const WRITE_LOCK: i64 = 0x6b6f_6f72;
 
-/// The session advisory lock key a server holds on a dedicated connection for as long as
-/// it serves a PostgreSQL database: one server process per database.
+/// The session advisory lock key the leader of a PostgreSQL cluster holds on a session of
+/// its own for as long as it leads (see [`crate::cluster::election`]).
 pub const SERVER_LOCK: i64 = 0x6b6f_6f72_7376;
-
-/// How long [`claim`] waits for a server that is stopping to let go of the database.
-const CLAIM_WAIT: Duration = Duration::from_secs(5);
-
-/// The exclusive use of a PostgreSQL database by this process (nothing for SQLite, whose
-/// file has one server by construction of the data directory). Held while it lives:
-/// dropping it closes its connection, which releases the lock.
-pub struct Claim {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Claim {
-    /// Lets go of the database.
-    pub fn release(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// Takes the database of `target` for this process: on PostgreSQL the session advisory
-/// lock [`SERVER_LOCK`] on a connection of its own, waiting up to a few seconds for a
-/// server that is stopping. Another server still holding it is an error: several members
-/// on one database must not each keep their own copy of the data in memory.
-///
-/// A watchdog pings the connection every few seconds; if the connection is lost (a
-/// PostgreSQL restart ends every session and so releases the lock), it takes the lock again
-/// on a new connection, and if another server took it meanwhile, it stops this process
-/// rather than let two servers write.
-pub async fn claim(target: &Target) -> Result<Claim, DbErr> {
-    let Target::Postgres(url) = target else {
-        return Ok(Claim { stop: None });
-    };
-    let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
-    let conn = loop {
-        let mut conn = lock_connection(url).await?;
-        if try_lock(&mut conn).await? {
-            break conn;
-        }
-        let _ = sea_orm::sqlx::Connection::close(conn).await;
-        if tokio::time::Instant::now() >= deadline {
-            return Err(DbErr::Custom(format!(
-                "another koor server is serving {}: run one server per database",
-                redact(url)
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    tokio::spawn(watch(url.clone(), conn, stopped));
-    Ok(Claim { stop: Some(stop) })
-}
-
-async fn lock_connection(url: &str) -> Result<sea_orm::sqlx::PgConnection, DbErr> {
-    <sea_orm::sqlx::PgConnection as sea_orm::sqlx::Connection>::connect(url)
-        .await
-        .map_err(|e| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e.into())))
-}
-
-async fn try_lock(conn: &mut sea_orm::sqlx::PgConnection) -> Result<bool, DbErr> {
-    sea_orm::sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-        .bind(SERVER_LOCK)
-        .fetch_one(conn)
-        .await
-        .map_err(|e| DbErr::Query(sea_orm::RuntimeErr::SqlxError(e.into())))
-}
-
-/// Keeps the claim's connection alive until `stopped` fires (see [`claim`]).
-async fn watch(
-    url: String,
-    mut conn: sea_orm::sqlx::PgConnection,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3));
-    loop {
-        tokio::select! {
-            _ = &mut stopped => break,
-            _ = tick.tick() => {}
-        }
-        let alive = sea_orm::sqlx::query("SELECT 1")
-            .execute(&mut conn)
-            .await
-            .is_ok();
-        if alive {
-            continue;
-        }
-        tracing::warn!("lost the connection holding the database; taking it again");
-        let again = match lock_connection(&url).await {
-            Ok(mut c) => try_lock(&mut c).await.map(|held| (c, held)),
-            Err(e) => Err(e),
-        };
-        match again {
-            Ok((c, true)) => conn = c,
-            Ok((_, false)) => {
-                tracing::error!(
-                    "another koor server took the database while the connection was lost; stopping"
-                );
-                std::process::exit(1);
-            }
-            // PostgreSQL is unreachable: writes fail anyway; try again at the next tick.
-            Err(e) => tracing::warn!(error = %e, "cannot reach the database"),
-        }
-    }
-    let _ = sea_orm::sqlx::Connection::close(conn).await;
-}
 
 /// The advisory lock key held while migrations run, so members starting together migrate
 /// one at a time.
@@ -308,6 +203,14 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
                 [WRITE_LOCK.into()],
             ))
             .await?;
+            let fence =
+                Statement::from_string(DbBackend::Postgres, crate::cluster::election::FENCE_SQL);
+            if txn.query_one_raw(fence).await?.is_none() {
+                let _ = txn.rollback().await;
+                return Err(DbErr::Custom(
+                    crate::cluster::election::NOT_LEADER.to_string(),
+                ));
+            }
             Ok(txn)
         }
         _ => {

@@ -109,6 +109,17 @@ pub async fn append_in<C: ConnectionTrait>(
             let (events, inserts) = stamp_events(backend, records.events, heads.event_id, now);
             stamped.events = events;
             statements.extend(inserts);
+            if backend == DbBackend::Postgres {
+                // Wakes the cluster's followers at the commit (API §27); only a wake-up:
+                // they read the events from the table.
+                statements.push(Statement::from_string(
+                    backend,
+                    format!(
+                        "SELECT pg_notify('{}', '')",
+                        crate::cluster::replica::CHANNEL
+                    ),
+                ));
+            }
         }
         if !records.audit.is_empty() {
             let (last, inserts) = chain_audit(

@@ -22,6 +22,7 @@ pub mod app;
 pub mod audit;
 pub mod batch;
 pub mod cli;
+pub mod cluster;
 pub mod compliance;
 pub mod config;
 pub mod contracts;

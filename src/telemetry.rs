@@ -112,21 +112,23 @@ pub type DiskFuture = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<crate::db::DiskUse, sea_orm::DbErr>> + Send>,
 >;
 
-/// Reads the database pool's use, and the database's disk use, at scrape time.
+/// Reads the database pool's use, and the database's disk use, at scrape time. Cheap to
+/// clone.
+#[derive(Clone)]
 pub struct PoolStats(
-    Box<dyn Fn() -> PoolUse + Send + Sync>,
-    Option<Box<dyn Fn() -> DiskFuture + Send + Sync>>,
+    std::sync::Arc<dyn Fn() -> PoolUse + Send + Sync>,
+    Option<std::sync::Arc<dyn Fn() -> DiskFuture + Send + Sync>>,
 );
 
 impl PoolStats {
     /// A reader calling `read` on every scrape.
     pub fn new(read: impl Fn() -> PoolUse + Send + Sync + 'static) -> Self {
-        Self(Box::new(read), None)
+        Self(std::sync::Arc::new(read), None)
     }
 
     /// Also measures the disk use with `disk` on every scrape.
     pub fn with_disk(mut self, disk: impl Fn() -> DiskFuture + Send + Sync + 'static) -> Self {
-        self.1 = Some(Box::new(disk));
+        self.1 = Some(std::sync::Arc::new(disk));
         self
     }
 

@@ -19,6 +19,7 @@ mod m20261206_000014_create_locks;
 mod m20261206_000015_create_keys;
 mod m20261206_000016_create_audit_checkpoint;
 mod m20261206_000017_add_instance_profile;
+mod m20261206_000018_create_cluster;
 
 /// Column definitions that differ between the backends, so that one set of migrations
 /// builds the same schema on SQLite and PostgreSQL.
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000015_create_keys::Migration),
             Box::new(m20261206_000016_create_audit_checkpoint::Migration),
             Box::new(m20261206_000017_add_instance_profile::Migration),
+            Box::new(m20261206_000018_create_cluster::Migration),
         ]
     }
 }

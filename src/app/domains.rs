@@ -76,6 +76,7 @@ pub(super) async fn start(db: &DatabaseConnection, config: &Config) -> Result<Do
         batch_max: config.write_batch_max,
         retention: config.event_retention,
         prune_interval: config.prune_interval,
+        replica: false,
     };
     let bus_outbox = Outbox::new(None, audit_committed);
     let events = EventBus::load(db.clone(), bus_outbox.clone(), bus_settings)

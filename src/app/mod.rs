@@ -3,13 +3,14 @@
 //! `domains` starts every domain actor, `server` builds the API and dashboard listeners.
 
 mod domains;
+mod follower;
 mod server;
 
 use actix_web::dev::{Server, ServerHandle};
 use sea_orm::DatabaseConnection;
 
 pub use domains::Domains;
-use server::{Listener, Servers};
+use server::{Listener, Membership, Servers};
 
 use crate::config::Config;
 use crate::telemetry::{PoolStats, PoolUse};
@@ -47,9 +48,12 @@ pub struct Application {
     /// The dashboard listener's port and server, when it is enabled.
     dashboard: Option<(u16, Server)>,
     db: DatabaseConnection,
-    domains: Domains,
-    /// This process's hold on the database (see [`crate::db::claim`]).
-    claim: crate::db::Claim,
+    /// The domain actors (none on a follower until it leads).
+    domains: Option<Domains>,
+    /// The lead of a PostgreSQL cluster, while this member holds it from the start.
+    leadership: Option<crate::cluster::election::Leadership>,
+    /// A follower's servers and lead once it takes over (see [`follower`]).
+    promotion: Option<follower::Promotion>,
 }
 
 /// Creates `dir` (and parents) with mode 0700 where it does not exist yet.
@@ -80,26 +84,84 @@ impl Application {
             source,
         })?;
         let target = config.database();
-        let claim = crate::db::claim(&target)
+        let advertised = crate::http::advertised_url(&config, api.port);
+        let crate::db::Target::Postgres(url) = &target else {
+            let db = open(&target, &config).await?;
+            let view = crate::cluster::View::new(crate::cluster::Role::Single, advertised, 0);
+            let membership = Membership {
+                view,
+                election: None,
+                signals: true,
+            };
+            return Self::lead(config, db, target, membership, api, dashboard, None).await;
+        };
+        // One member of a cluster on PostgreSQL (API §27): every session of this process
+        // is tagged with its member id.
+        let member = crate::cluster::Member::new(advertised.clone());
+        let tagged = crate::cluster::tagged_url(url, &member.id);
+        let db = open(&crate::db::Target::Postgres(tagged.clone()), &config).await?;
+        let election = crate::cluster::election::Election::new(url, member, config.failover);
+        let leadership = election
+            .try_lead()
             .await
             .map_err(|source| StartError::Database {
                 path: target.describe(),
                 source,
             })?;
-        let db = crate::db::open(&target, config.db_pool_size)
-            .await
-            .map_err(|source| StartError::Database {
-                path: target.describe(),
-                source,
-            })?;
-        crate::db::migrate(&db).await.map_err(StartError::Migrate)?;
+        let Some(leadership) = leadership else {
+            let view = crate::cluster::View::new(crate::cluster::Role::Follower, String::new(), 0);
+            let stats = storage_stats(db.clone(), target);
+            let port = api.port;
+            let (servers, promotion) =
+                follower::start(&config, &db, &tagged, election, view, stats, api, dashboard)
+                    .await?;
+            let Servers { api, dashboard } = servers;
+            return Ok(Application {
+                port,
+                server: api,
+                dashboard,
+                db,
+                domains: None,
+                leadership: None,
+                promotion: Some(promotion),
+            });
+        };
+        let view =
+            crate::cluster::View::new(crate::cluster::Role::Leader, advertised, leadership.epoch);
+        let membership = Membership {
+            view,
+            election: Some(election),
+            signals: true,
+        };
+        Self::lead(
+            config,
+            db,
+            target,
+            membership,
+            api,
+            dashboard,
+            Some(leadership),
+        )
+        .await
+    }
 
+    /// The leader's (or single server's) start: every domain actor and the full servers.
+    async fn lead(
+        config: Config,
+        db: DatabaseConnection,
+        target: crate::db::Target,
+        membership: Membership,
+        api: Listener,
+        dashboard: Option<Listener>,
+        leadership: Option<crate::cluster::election::Leadership>,
+    ) -> Result<Application, StartError> {
         let domains = domains::start(&db, &config).await?;
         let port = api.port;
         let Servers { api, dashboard } = server::build(
             &config,
             &domains,
             storage_stats(db.clone(), target),
+            membership,
             api,
             dashboard,
         )?;
@@ -108,8 +170,9 @@ impl Application {
             server: api,
             dashboard,
             db,
-            domains,
-            claim,
+            domains: Some(domains),
+            leadership,
+            promotion: None,
         })
     }
 
@@ -131,8 +194,8 @@ impl Application {
         }
     }
 
-    /// The domain actors (for tests that drive them directly).
-    pub fn domains(&self) -> Domains {
+    /// The domain actors (for tests that drive them directly); `None` on a follower.
+    pub fn domains(&self) -> Option<Domains> {
         self.domains.clone()
     }
 
@@ -149,8 +212,13 @@ impl Application {
             handle.stop(true).await;
             let _ = task.await;
         }
+        if let Some(promotion) = self.promotion {
+            promotion.stop().await;
+        }
         let closed = self.db.close().await.map_err(std::io::Error::other);
-        self.claim.release();
+        if let Some(leadership) = self.leadership {
+            leadership.release();
+        }
         closed?;
         result
     }
@@ -171,6 +239,21 @@ impl Handle {
         }
         self.api.stop(graceful).await;
     }
+}
+
+/// Opens the database and applies the migrations.
+async fn open(
+    target: &crate::db::Target,
+    config: &Config,
+) -> Result<DatabaseConnection, StartError> {
+    let db = crate::db::open(target, config.db_pool_size)
+        .await
+        .map_err(|source| StartError::Database {
+            path: target.describe(),
+            source,
+        })?;
+    crate::db::migrate(&db).await.map_err(StartError::Migrate)?;
+    Ok(db)
 }
 
 /// Reads the pool statistics and the disk use for `/metrics`; the HTTP layer gets this

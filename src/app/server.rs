@@ -44,6 +44,20 @@ impl Listener {
         })
     }
 
+    /// The same listening socket again (a promoted member serves its leader's servers on
+    /// it beside its paused follower servers).
+    pub(super) fn try_clone(&self) -> Result<Listener, StartError> {
+        let socket = self.socket.try_clone().map_err(|source| StartError::Bind {
+            bind: self.bind.clone(),
+            source,
+        })?;
+        Ok(Listener {
+            socket,
+            bind: self.bind.clone(),
+            port: self.port,
+        })
+    }
+
     fn try_bind(bind: &str) -> std::io::Result<Listener> {
         let socket = TcpListener::bind(bind)?;
         let port = socket.local_addr()?.port();
@@ -86,20 +100,33 @@ pub(super) struct Servers {
     pub(super) dashboard: Option<(u16, Server)>,
 }
 
+/// How a member takes part in a cluster, for its HTTP layer.
+#[derive(Clone)]
+pub(super) struct Membership {
+    pub(super) view: crate::cluster::View,
+    /// The election (PostgreSQL only), for `GET /api/cluster`.
+    pub(super) election: Option<crate::cluster::election::Election>,
+    /// Whether the API listener stops the process on SIGINT/SIGTERM (a member promoted to
+    /// leader serves beside its follower listener, which handles them).
+    pub(super) signals: bool,
+}
+
 /// Builds the servers on their bound listeners; they serve once awaited.
 pub(super) fn build(
     config: &Config,
     domains: &Domains,
     pool: PoolStats,
+    membership: Membership,
     api: Listener,
     dashboard: Option<Listener>,
 ) -> Result<Servers, StartError> {
-    let mut shared = Shared::new(config, domains, pool)?;
-    shared.info = web::Data::new(ServerInfo {
-        leader: crate::http::advertised_url(config, api.port),
-        ..shared.info.as_ref().clone()
-    });
-    let api = api_server(config, shared.clone(), api)?;
+    let signals = if membership.signals {
+        Signals::Handle
+    } else {
+        Signals::Ignore
+    };
+    let shared = Shared::new(config, domains, pool, membership)?;
+    let api = api_server(config, shared.clone(), api, signals)?;
     let dashboard = dashboard
         .map(|listener| {
             let port = listener.port;
@@ -109,9 +136,135 @@ pub(super) fn build(
     Ok(Servers { api, dashboard })
 }
 
+/// What a follower serves itself (see [`crate::cluster::forward`]).
+pub(super) struct FollowerParts {
+    pub(super) state: actix::Addr<crate::state::StateStore>,
+    pub(super) specs: actix::Addr<crate::specs::SpecRegistry>,
+    pub(super) events: actix::Addr<crate::events::EventBus>,
+    pub(super) ring: crate::keys::KeyRing,
+    pub(super) forwarder: crate::cluster::forward::Forwarder,
+    pub(super) pool: PoolStats,
+}
+
+/// A follower's servers: the API listener answers the reads it can answer exactly and
+/// forwards everything else to the leader; the dashboard listener says where the dashboard
+/// is (its sessions belong to the leader).
+pub(super) fn build_follower(
+    config: &Config,
+    parts: FollowerParts,
+    membership: Membership,
+    api: Listener,
+    dashboard: Option<Listener>,
+) -> Result<Servers, StartError> {
+    let telemetry = HttpTelemetry::new().map_err(|e| StartError::Metrics(e.to_string()))?;
+    let info = web::Data::new(ServerInfo {
+        started: Instant::now(),
+        api_bind: config.bind.clone(),
+        dashboard_bind: config.dashboard_bind.clone(),
+        cluster: membership.view.clone(),
+    });
+    let token = web::Data::new(AuthToken(config.auth_token.clone()));
+    let access = web::Data::new(Access {
+        token: config.auth_token.clone(),
+        ring: parts.ring.clone(),
+        limits: Limits::new(config.rate_limit, config.rate_burst),
+        strict: config.strict_identity,
+    });
+    let strict = web::Data::new(StrictIdentity(config.strict_identity));
+    let limit = web::Data::new(BodyLimit(config.max_body_bytes));
+    let state = web::Data::new(parts.state);
+    let specs = web::Data::new(parts.specs);
+    let events = web::Data::new(parts.events);
+    let schemas = web::Data::new(SchemaCache::default());
+    let subscribers = web::Data::new(SubscriberSettings {
+        buffer: config.subscriber_buffer,
+    });
+    let telemetry = web::Data::new(telemetry);
+    let pool = web::Data::new(parts.pool);
+    let openapi = web::Data::new(crate::http::openapi::OpenApiDoc::new());
+    let forwarder = web::Data::new(parts.forwarder);
+    let election = membership.election.clone().map(web::Data::new);
+    let app = move || {
+        let mut app = App::new()
+            .app_data(info.clone())
+            .app_data(token.clone())
+            .app_data(access.clone())
+            .app_data(strict.clone())
+            .app_data(limit.clone())
+            .app_data(state.clone())
+            .app_data(specs.clone())
+            .app_data(events.clone())
+            .app_data(schemas.clone())
+            .app_data(subscribers.clone())
+            .app_data(telemetry.clone())
+            .app_data(pool.clone())
+            .app_data(openapi.clone())
+            .app_data(forwarder.clone())
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                crate::error::ApiError::not_found(format!("not found: {e}")).into()
+            }));
+        if let Some(election) = &election {
+            app = app.app_data(election.clone());
+        }
+        // The last `wrap` runs first: timing, then the front door, then auth.
+        app.wrap(from_fn(crate::http::gate))
+            .wrap(from_fn(crate::cluster::forward::route))
+            .wrap(from_fn(crate::telemetry::observe))
+            .configure(follower_routes)
+            .default_service(web::to(crate::http::not_found))
+    };
+    let api = serve(app, api, api_workers(), Signals::Handle)?;
+    let leader = membership.view.clone();
+    let dashboard = dashboard
+        .map(|listener| {
+            let port = listener.port;
+            let leader = leader.clone();
+            let app = move || {
+                let leader = leader.clone();
+                App::new().default_service(web::to(move || {
+                    let at = leader.get().leader;
+                    async move {
+                        Err::<actix_web::HttpResponse, _>(crate::error::ApiError::new(
+                            crate::error::ErrorKind::Unavailable,
+                            format!(
+                                "this member follows; the dashboard is served by the leader ({at})"
+                            ),
+                        ))
+                    }
+                }))
+            };
+            serve(app, listener, 1, Signals::Ignore).map(|server| (port, server))
+        })
+        .transpose()?;
+    Ok(Servers { api, dashboard })
+}
+
+/// The routes a follower answers itself; the front door forwards the rest.
+fn follower_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/health")
+            .route(web::get().to(crate::http::health))
+            .default_service(web::to(crate::http::method_not_allowed("GET"))),
+    )
+    .configure(crate::state::routes)
+    .configure(crate::specs::routes)
+    .configure(crate::events::routes)
+    .configure(crate::cluster::routes)
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(crate::http::openapi::serve))
+            .default_service(web::to(crate::http::method_not_allowed("GET"))),
+    );
+}
+
 /// The API listener: every request is timed, checked by the gate, attributed to its caller
 /// and counted in the token tax; MCP is mounted at `/mcp`.
-fn api_server(config: &Config, shared: Shared, listener: Listener) -> Result<Server, StartError> {
+fn api_server(
+    config: &Config,
+    shared: Shared,
+    listener: Listener,
+    signals: Signals,
+) -> Result<Server, StartError> {
     let mcp_hosts = crate::mcp::allowed_hosts(&config.bind, &config.mcp_allowed_hosts);
     if mcp_hosts.is_empty() {
         tracing::warn!("MCP accepts any Host header (mcp_allowed_hosts contains *)");
@@ -144,7 +297,7 @@ fn api_server(config: &Config, shared: Shared, listener: Listener) -> Result<Ser
             .service(mcp.clone().scope_with_path("/mcp"))
             .default_service(web::to(crate::http::not_found))
     };
-    serve(app, listener, api_workers(), Signals::Handle)
+    serve(app, listener, api_workers(), signals)
 }
 
 /// The dashboard listener: its pages and the same `/health` and REST API, behind the
@@ -249,10 +402,16 @@ struct Shared {
     telemetry: web::Data<HttpTelemetry>,
     pool: web::Data<PoolStats>,
     openapi: web::Data<crate::http::openapi::OpenApiDoc>,
+    election: Option<web::Data<crate::cluster::election::Election>>,
 }
 
 impl Shared {
-    fn new(config: &Config, domains: &Domains, pool: PoolStats) -> Result<Shared, StartError> {
+    fn new(
+        config: &Config,
+        domains: &Domains,
+        pool: PoolStats,
+        membership: Membership,
+    ) -> Result<Shared, StartError> {
         let contract_client = ContractClient::new(&config.outgoing_trust).map_err(|e| {
             StartError::Load(sea_orm::DbErr::Custom(format!(
                 "cannot create HTTP client: {e}"
@@ -264,7 +423,7 @@ impl Shared {
                 started: Instant::now(),
                 api_bind: config.bind.clone(),
                 dashboard_bind: config.dashboard_bind.clone(),
-                leader: crate::http::advertised_url(config, 0),
+                cluster: membership.view,
             }),
             token: web::Data::new(AuthToken(config.auth_token.clone())),
             access: web::Data::new(Access {
@@ -285,11 +444,15 @@ impl Shared {
             telemetry: web::Data::new(telemetry),
             pool: web::Data::new(pool),
             openapi: web::Data::new(crate::http::openapi::OpenApiDoc::new()),
+            election: membership.election.map(web::Data::new),
         })
     }
 
     fn install(&self, cfg: &mut web::ServiceConfig) {
         let d = &self.domains;
+        if let Some(election) = &self.election {
+            cfg.app_data(election.clone());
+        }
         cfg.app_data(self.info.clone())
             .app_data(self.token.clone())
             .app_data(self.access.clone())
@@ -352,6 +515,7 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .configure(crate::locks::routes)
     .configure(crate::admin::routes)
     .configure(crate::keys::routes)
+    .configure(crate::cluster::routes)
     .service(
         web::resource("/openapi.json")
             .route(web::get().to(crate::http::openapi::serve))

@@ -453,6 +453,15 @@ pub fn overview_text(server: &str, o: &Value) -> String {
     if let Some(role) = o.get("role") {
         let _ = writeln!(out, "role: {}, leader {}", s(role), s(&o["leader"]));
     }
+    for m in o["members"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "member: {} {} at {}",
+            s(&m["role"]),
+            s(&m["member"]),
+            s(&m["url"])
+        );
+    }
     let counts = &o["instances"];
     let _ = writeln!(
         out,
@@ -492,10 +501,11 @@ pub async fn status(client: &Client, as_json: bool) -> ExitCode {
         }
     };
     let last = [("last", STATUS_EVENTS.to_string())];
-    let (instances, events, metrics) = tokio::join!(
+    let (instances, events, metrics, cluster) = tokio::join!(
         client.get("/api/instances", &[]),
         client.get("/api/events/history", &last),
-        client.get("/metrics", &[])
+        client.get("/metrics", &[]),
+        client.get("/api/cluster", &[])
     );
     let (instances, events) = match (json_of(instances), json_of(events)) {
         (Ok(i), Ok(e)) => (i, e),
@@ -511,6 +521,13 @@ pub async fn status(client: &Client, as_json: bool) -> ExitCode {
         && let Some(disk) = disk_of(&String::from_utf8_lossy(&body))
     {
         o["disk"] = disk;
+    }
+    // The members of a cluster (API §27); a single server or an older one has none.
+    if let Ok(cluster) = json_of(cluster)
+        && let Some(members) = cluster["members"].as_array()
+        && !members.is_empty()
+    {
+        o["members"] = json!(members);
     }
     if as_json {
         let text = if client.pretty {
@@ -552,10 +569,18 @@ mod tests {
 
         let health =
             json!({"status": "ok", "uptime": "1s", "role": "single", "leader": "http://h"});
-        let o = overview(&health, &json!([]), &json!([]));
+        let mut o = overview(&health, &json!([]), &json!([]));
+        o["members"] = json!([{"member": "koor-a", "url": "http://h", "role": "leader"},
+            {"member": "koor-b", "url": "http://g", "role": "follower"}]);
         assert_eq!(o["role"], "single");
         let text = overview_text("http://h", &o);
         assert!(text.contains("\nrole: single, leader http://h\n"), "{text}");
+        assert!(
+            text.contains(
+                "\nmember: leader koor-a at http://h\nmember: follower koor-b at http://g\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

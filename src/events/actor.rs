@@ -33,6 +33,10 @@ type Outcome = Result<Arc<Event>, EventError>;
 /// is still missing after this was committed by a writer that never reported it.
 const GAP_WAIT: Duration = Duration::from_millis(100);
 
+/// How often a follower's bus reads where the leader's pruning has reached, so that a
+/// resume from a pruned cursor is answered `Expired`.
+const REPLICA_PRUNE_CHECK: Duration = Duration::from_secs(1);
+
 struct Subscriber {
     pattern: TopicPattern,
     recipient: Recipient<BusFrame>,
@@ -54,6 +58,9 @@ pub struct BusSettings {
     pub retention: u64,
     /// How often the pruner runs.
     pub prune_interval: Duration,
+    /// A follower's bus (API §27): its events come from the replica as `Committed`; it
+    /// prunes nothing and only follows where the leader's pruning has reached.
+    pub replica: bool,
 }
 
 /// The events domain actor.
@@ -238,6 +245,21 @@ impl Actor for EventBus {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(crate::batch::MAILBOX_CAPACITY);
+        if self.settings.replica {
+            ctx.run_interval(REPLICA_PRUNE_CHECK, |act, ctx| {
+                act.waiters.retain(|w| !w.wake.is_closed());
+                let (repo, pruned) = (act.repo.clone(), act.pruned_through.clone());
+                ctx.spawn(
+                    async move {
+                        if let Ok(Some(oldest)) = repo.oldest_id().await {
+                            pruned.fetch_max(oldest - 1, Ordering::AcqRel);
+                        }
+                    }
+                    .into_actor(act),
+                );
+            });
+            return;
+        }
         ctx.run_interval(self.settings.prune_interval, |act, ctx| {
             act.waiters.retain(|w| !w.wake.is_closed());
             ctx.notify(PruneEvents);

@@ -16,8 +16,9 @@ pub struct ServerInfo {
     pub api_bind: String,
     /// The configured dashboard bind string ("" when disabled).
     pub dashboard_bind: String,
-    /// The leader's advertised URL (API §27): a single server is its own leader.
-    pub leader: String,
+    /// This member's role and the leader it knows (API §27): a single server is its own
+    /// leader.
+    pub cluster: crate::cluster::View,
 }
 
 /// The URL this server tells others to reach it at: `--advertise-url`, else `http://` and
@@ -33,13 +34,15 @@ pub fn advertised_url(config: &crate::config::Config, port: u16) -> String {
     format!("http://{bind}")
 }
 
-/// `200 {"status": "ok", "uptime": "3h24m10s", "role": "single", "leader": URL}`.
+/// `200 {"status": "ok", "uptime": "3h24m10s", "role": "single"|"leader"|"follower",
+/// "leader": URL}`.
 pub async fn health(info: web::Data<ServerInfo>) -> HttpResponse {
     let uptime = format_uptime(info.started.elapsed().as_secs());
+    let seen = info.cluster.get();
     HttpResponse::Ok().json(json!({
         "status": "ok",
         "uptime": uptime,
-        "role": "single",
-        "leader": info.leader,
+        "role": seen.role,
+        "leader": seen.leader,
     }))
 }

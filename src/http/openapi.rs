@@ -286,6 +286,23 @@ pub fn operations() -> Vec<Op> {
             .ok(obj(&[("status", s(STR))], &["status"]))
             .public(),
         get("/metrics", "Telemetry", "Prometheus metrics (text format)").raw_ok(),
+        get(
+            "/api/cluster",
+            "Health",
+            "This member's role, the leader, its epoch and the members (§27)",
+        )
+        .ok(obj(
+            &[
+                ("role", s(STR)),
+                ("leader", s(STR)),
+                ("epoch", s(INT)),
+                (
+                    "members",
+                    json!({"type": "array", "items": {"type": "object"}}),
+                ),
+            ],
+            &["role", "leader", "epoch", "members"],
+        )),
         // State (§4)
         get(
             "/api/state",

@@ -85,6 +85,24 @@ impl KeyStore {
         })
     }
 
+    /// Reads every stored key back into `ring`, replacing what it held: a follower's copy of
+    /// the keys, after an event told it they changed (API §27). The leader's ring is changed
+    /// by its `KeyStore` alone.
+    pub async fn reload_ring(db: &DatabaseConnection, ring: &KeyRing) -> Result<(), DbErr> {
+        let mut live = HashMap::new();
+        for key in repository::load_all(db).await? {
+            ring.mark_keys_exist();
+            if key.revoked_at.is_some() {
+                continue;
+            }
+            if let Some(d) = digest_bytes(&key.digest) {
+                live.insert(d, Arc::new(Grant::new(&key)));
+            }
+        }
+        ring.replace(live);
+        Ok(())
+    }
+
     fn check(&self, op: Op, caller: &Caller, now: i64) -> Result<(Change, Records), KeyError> {
         let mut records = Records::new();
         let change = match op {

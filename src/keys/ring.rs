@@ -60,6 +60,12 @@ impl KeyRing {
         map.insert(d, (d, grant));
     }
 
+    /// Replaces every live key at once (a follower's reload, API §27).
+    pub(super) fn replace(&self, keys: HashMap<Digest, Arc<Grant>>) {
+        let keys = keys.into_iter().map(|(d, g)| (d, (d, g))).collect();
+        *self.0.by_digest.write().unwrap_or_else(|e| e.into_inner()) = keys;
+    }
+
     pub(super) fn remove(&self, d: &Digest) {
         let mut map = self.0.by_digest.write().unwrap_or_else(|e| e.into_inner());
         map.remove(d);

@@ -360,6 +360,7 @@ mod tests {
                 batch_max: 64,
                 retention: 1000,
                 prune_interval: std::time::Duration::from_secs(3600),
+                replica: false,
             },
         )
         .await

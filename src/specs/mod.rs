@@ -49,4 +49,10 @@ impl DocKind for SpecDocs {
         let (project, name) = split_key(key);
         json!({"project": project, "name": name, "version": version})
     }
+
+    fn key_of(data: &Value) -> Option<String> {
+        let project = data.get("project")?.as_str()?;
+        let name = data.get("name")?.as_str()?;
+        Some(spec_key(project, name))
+    }
 }

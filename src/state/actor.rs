@@ -51,6 +51,9 @@ pub trait DocKind: Unpin + 'static {
     fn updated(key: &str, version: i64, hash: &str) -> Value;
     /// `data` of the delete event.
     fn deleted(key: &str, version: i64) -> Value;
+    /// The key an update or delete event's `data` names (the inverse of [`DocKind::updated`]
+    /// and [`DocKind::deleted`]).
+    fn key_of(data: &Value) -> Option<String>;
 }
 
 /// Versioned key/value state (API §4).
@@ -69,6 +72,10 @@ impl DocKind for StateDocs {
 
     fn deleted(key: &str, version: i64) -> Value {
         json!({"key": key, "version": version})
+    }
+
+    fn key_of(data: &Value) -> Option<String> {
+        data.get("key")?.as_str().map(str::to_string)
     }
 }
 
@@ -274,6 +281,34 @@ impl<K: DocKind> Actor for VersionedStore<K> {
         if !self.retention.keeps_all() {
             ctx.run_interval(self.prune_interval, |_, ctx| ctx.notify(PruneHistory));
         }
+    }
+}
+
+impl<K: DocKind> Handler<Reload> for VersionedStore<K> {
+    type Result = ResponseActFuture<Self, Result<(), StateError>>;
+
+    fn handle(&mut self, msg: Reload, _: &mut Self::Context) -> Self::Result {
+        let repo = self.repo.clone();
+        Box::pin(
+            async move {
+                let found = repo
+                    .load_keys(&msg.0)
+                    .await
+                    .map_err(|e| StateError::Storage(e.to_string()))?;
+                Ok::<_, StateError>((msg.0, found))
+            }
+            .into_actor(self)
+            .map(|read, act, _| {
+                let (keys, found) = read?;
+                for key in keys {
+                    act.current.remove(&key);
+                }
+                for entry in found {
+                    act.current.insert(entry.key.clone(), Arc::new(entry));
+                }
+                Ok(())
+            }),
+        )
     }
 }
 

@@ -10,6 +10,12 @@ use super::model::{Precondition, StateEntry, StateError, StoredVersion, VersionM
 use crate::audit::Audit;
 use crate::http::Caller;
 
+/// Reads the current value of each of `keys` back from the database into memory: a
+/// follower's cache, after events named them (API §27). Answered after memory changed.
+#[derive(Message)]
+#[rtype(result = "Result<(), StateError>")]
+pub struct Reload(pub Vec<String>);
+
 /// Summaries of every key, ascending (served from memory).
 #[derive(Message)]
 #[rtype(result = "Vec<Arc<StateEntry>>")]

@@ -115,6 +115,30 @@ impl StateRepository {
         Ok(rows.into_iter().map(entry_from).collect())
     }
 
+    /// The newest version of each of `keys` that exists (a follower's reload, API §27).
+    pub async fn load_keys(&self, keys: &[String]) -> Result<Vec<StateEntry>, DbErr> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT s.key, s.version, s.value, s.hash, s.content_type, s.updated_at, \
+                 s.fencing_token \
+                 FROM {t} s \
+                 JOIN (SELECT key, MAX(version) AS version FROM {t} \
+                 WHERE key IN ({marks}) GROUP BY key) m \
+                 ON m.key = s.key AND m.version = s.version",
+                t = self.table
+            );
+            let values = chunk.iter().map(|k| Value::from(k.as_str())).collect();
+            let rows = Entity::find()
+                .from_raw_sql(stmt(self.db.get_database_backend(), sql, values))
+                .all(&self.db)
+                .await?;
+            found.extend(rows.into_iter().map(entry_from));
+        }
+        Ok(found)
+    }
+
     /// The highest fencing token that has written to each key of this kind (kept after a
     /// delete).
     pub async fn load_fences(&self) -> Result<HashMap<String, i64>, DbErr> {

@@ -158,7 +158,7 @@ impl TestApp {
         let port = app.port();
         let handle = app.handle();
         let dashboard_port = app.dashboard_port();
-        let domains = app.domains();
+        let domains = app.domains().expect("a test server leads");
         actix_web::rt::spawn(app.run_until_stopped());
         TestApp {
             address: format!("http://127.0.0.1:{port}"),

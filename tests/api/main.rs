@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod bounds;
 mod cli;
+mod cluster;
 mod compliance;
 mod contracts;
 mod crash;

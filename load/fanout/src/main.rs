@@ -11,8 +11,9 @@
 //! the `POST` to the frame's arrival. Every subscriber must receive every event exactly
 //! once and in order.
 //!
-//! Environment: `BASE_URL` (default `http://127.0.0.1:9800`, loopback only),
-//! `KOOR_TOKEN`, `SUBSCRIBERS` (100), `RATE` (1000), `DURATION` (seconds, 30),
+//! Environment: `BASE_URL` (default `http://127.0.0.1:9800`, loopback only; events are
+//! published there), `SUBSCRIBE_URLS` (comma-separated members of a cluster the
+//! subscribers are spread over in turn, loopback only; default `BASE_URL`), `KOOR_TOKEN`, `SUBSCRIBERS` (100), `RATE` (1000), `DURATION` (seconds, 30),
 //! `P99_MS` (20), `MAX_IN_FLIGHT` (64). Prints one `SUMMARY` line; exits 0 when the
 //! target is met, 1 when not, 2 on a usage or connection error.
 
@@ -29,6 +30,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 struct Settings {
     base: String,
+    subscribe: Vec<String>,
     token: Option<String>,
     subscribers: usize,
     rate: u64,
@@ -47,18 +49,32 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
     }
 }
 
-fn settings() -> Result<Settings, String> {
-    let base = std::env::var("BASE_URL").unwrap_or_else(|_| "http://127.0.0.1:9800".into());
-    let host = base
+/// `url` without a trailing slash, when it is an `http://` loopback URL.
+fn loopback(url: &str) -> Result<String, String> {
+    let host = url
         .strip_prefix("http://")
-        .ok_or("BASE_URL must start with http://")?;
+        .ok_or_else(|| format!("{url} must start with http://"))?;
     let host = host.split('/').next().unwrap_or("");
     let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
     if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
-        return Err(format!("BASE_URL must be a loopback address, not {base}"));
+        return Err(format!("{url} must be a loopback address"));
     }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+fn settings() -> Result<Settings, String> {
+    let base =
+        loopback(&std::env::var("BASE_URL").unwrap_or_else(|_| "http://127.0.0.1:9800".into()))?;
+    let subscribe = match std::env::var("SUBSCRIBE_URLS") {
+        Ok(list) if !list.trim().is_empty() => list
+            .split(',')
+            .map(|u| loopback(u.trim()))
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => vec![base.clone()],
+    };
     let settings = Settings {
-        base: base.trim_end_matches('/').to_string(),
+        base,
+        subscribe,
         token: std::env::var("KOOR_TOKEN").ok().filter(|t| !t.is_empty()),
         subscribers: env_num("SUBSCRIBERS", 100usize)?,
         rate: env_num("RATE", 1000u64)?,
@@ -158,10 +174,10 @@ async fn run(s: Settings) -> Result<bool, String> {
     let start = Instant::now();
 
     // Subscribers first; publishing starts once every one is live.
-    let ws_base = s.base.replacen("http://", "ws://", 1);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut handles = Vec::with_capacity(s.subscribers);
-    for _ in 0..s.subscribers {
+    for n in 0..s.subscribers {
+        let ws_base = s.subscribe[n % s.subscribe.len()].replacen("http://", "ws://", 1);
         let url = format!("{ws_base}/api/events/subscribe?pattern={run_id}.*");
         let mut request = url
             .into_client_request()
@@ -270,11 +286,12 @@ async fn run(s: Settings) -> Result<bool, String> {
         && all.len() as u64 == expected
         && p99 < s.p99_ms;
     println!(
-        "SUMMARY subscribers={} rate={}/s duration={}s published={} publish_rate={:.0}/s \
+        "SUMMARY subscribers={} members={} rate={}/s duration={}s published={} publish_rate={:.0}/s \
          dropped_publishes={} failed_publishes={} delivered={} expected={} missing={} \
          duplicates={} out_of_order={} lagged={} p50={:.2}ms p95={:.2}ms p99={:.2}ms max={:.2}ms \
          p99_target_met={} target_met={}",
         s.subscribers,
+        s.subscribe.len(),
         s.rate,
         s.duration.as_secs_f64(),
         published,
