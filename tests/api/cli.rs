@@ -386,9 +386,10 @@ async fn instance_commands_and_the_status_overview() {
     let o: Value = serde_json::from_str(&stdout(&status)).unwrap();
     assert_eq!(o["status"], "ok");
     assert_eq!(o["instances"]["active"], 1);
-    assert_eq!(o["role"], "single");
+    let role = crate::helpers::expected_role();
+    assert_eq!(o["role"], role);
     assert!(
-        text.contains(&format!("role: single, leader {}", app.address)),
+        text.contains(&format!("role: {role}, leader {}", app.address)),
         "{text}"
     );
 

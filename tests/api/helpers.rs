@@ -314,6 +314,16 @@ pub fn koor_bin() -> &'static str {
 }
 
 /// A `koor serve` child process on a free port, for crash and signal tests.
+/// The role `GET /health` reports for a test server: `leader` on PostgreSQL (a cluster of
+/// one), `single` on SQLite (API §27).
+pub fn expected_role() -> &'static str {
+    if test_database_url().is_some() {
+        "leader"
+    } else {
+        "single"
+    }
+}
+
 pub struct ServerProcess {
     pub child: tokio::process::Child,
     pub port: u16,

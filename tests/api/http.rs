@@ -11,8 +11,8 @@ async fn health_is_ok_with_an_uptime() {
     let body = assert_json(app.get("/health").await, StatusCode::OK).await;
     assert_eq!(body["status"], "ok");
     assert!(body["uptime"].as_str().unwrap().ends_with('s'));
-    // API §27: one server is a cluster of one, and its own leader.
-    assert_eq!(body["role"], "single");
+    // API §27: one server is its own leader.
+    assert_eq!(body["role"], crate::helpers::expected_role());
     assert_eq!(body["leader"], app.address);
 }
 
