@@ -10,7 +10,10 @@
 #      TASKS (20000, drained by the claimers), RATE, LATENCY_DURATION (10).
 set -euo pipefail
 SCRIPT=tasks.sh
+# DURATION is the generator's (seconds), not wrk's: kept across lib.sh, which sets its own.
+GENERATOR_DURATION="${DURATION:-10}"
 source "$(dirname "$0")/lib.sh"
+export DURATION="$GENERATOR_DURATION"
 ROUNDS="${1:-3}"
 koor_bin
 if [ -z "${TASKBENCH_BIN:-}" ]; then
