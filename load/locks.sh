@@ -13,41 +13,12 @@
 #      WRK_DURATION (10s), PATHS (1000), GLOBS (1000), CHECKS (20), LIMIT_MS (50).
 # Needs wrk (Debian: apt-get install wrk) and python3.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-THREADS="${WRK_THREADS:-2}"
-CONNS="${WRK_CONNECTIONS:-32}"
-DURATION="${WRK_DURATION:-10s}"
+SCRIPT=locks.sh
+CONNS=32
+source "$(dirname "$0")/lib.sh"
 export PATHS="${PATHS:-1000}" GLOBS="${GLOBS:-1000}" CHECKS="${CHECKS:-20}" LIMIT_MS="${LIMIT_MS:-50}"
-command -v wrk >/dev/null || { echo "locks.sh: wrk not found (Debian: apt-get install wrk)" >&2; exit 2; }
-if [ -z "${KOOR_BIN:-}" ]; then
-  cargo build --release --locked >&2
-  KOOR_BIN="${CARGO_TARGET_DIR:-target}/release/koor"
-fi
-
-PID=""
-DIR=""
-stop() {
-  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-  if [ -n "$DIR" ]; then rm -rf "$DIR"; fi
-  PID=""; DIR=""
-}
-trap stop EXIT
-
-# start: a fresh server on a free loopback port; sets PORT and BASE.
-start() {
-  DIR="$(mktemp -d)"
-  PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  (cd "$DIR" && exec env -u KOOR_AUTH_TOKEN -u KOOR_BIND -u KOOR_DATA_DIR "$KOOR_BIN" serve \
-    --bind "127.0.0.1:$PORT" --data-dir "$DIR" --dashboard-bind "" --log-level warn \
-    --liveness-interval 0 --compliance-interval 0 >"$DIR/log" 2>&1) &
-  PID=$!
-  BASE="http://127.0.0.1:$PORT"
-  for _ in $(seq 100); do
-    curl -sf "$BASE/health" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "locks.sh: server did not start" >&2; cat "$DIR/log" >&2; exit 1
-}
+need_wrk
+koor_bin
 
 register() {
   curl -sf -X POST "$BASE/api/instances/register" -d "{\"name\":\"$1\"}" |

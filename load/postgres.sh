@@ -17,7 +17,8 @@
 # - Any non-2xx answer or socket error fails the run (exit status 1).
 # - Needs psql, wrk and etcd (Debian packages postgresql-client, wrk, etcd-server).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SCRIPT=postgres.sh
+source "$(dirname "$0")/lib.sh"
 
 KOOR="${KOOR_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/koor-target}/release/koor}"
 ETCD=""
@@ -32,142 +33,35 @@ while [ $# -gt 0 ]; do
     *) echo "usage: load/postgres.sh [--koor PATH] [--etcd PATH] [--postgres URL] [--rounds N]" >&2; exit 2 ;;
   esac
 done
-THREADS="${WRK_THREADS:-2}"
-CONNS="${WRK_CONNECTIONS:-64}"
-DURATION="${WRK_DURATION:-10s}"
 export KEYS=1000
-# wrk's own bound: the duration (wrk's syntax: 10, 10s, 2m, 1h) plus a minute.
-case "$DURATION" in
-  *h) WRK_TIMEOUT=$((${DURATION%h} * 3600 + 60)) ;;
-  *m) WRK_TIMEOUT=$((${DURATION%m} * 60 + 60)) ;;
-  *) WRK_TIMEOUT=$((${DURATION%s} + 60)) ;;
-esac
-
-log() { echo "postgres.sh: $*" >&2; }
-fail() { log "$*"; exit 1; }
 
 # --- tools ----------------------------------------------------------------------------
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v psql >/dev/null || need+=(postgresql-client)
 if [ -z "$ETCD" ] && ! command -v etcd >/dev/null; then need+=(etcd-server); fi
-if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || fail "missing ${need[*]}: run as root, or apt-get install ${need[*]}"
-  log "apt-get install ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  if ! timeout 600 apt-get install -y --no-install-recommends "${need[@]}" >&2; then
-    timeout 600 apt-get update >&2
-    timeout 600 apt-get install -y --no-install-recommends "${need[@]}" >&2
-  fi
-fi
+install_missing "${need[@]}"
 ETCD="${ETCD:-$(command -v etcd)}"
 [ -x "$KOOR" ] || fail "koor binary not found: $KOOR (cargo build --release --locked, or --koor PATH)"
 [ -x "$ETCD" ] || fail "etcd binary not found: $ETCD"
 
 # --- servers --------------------------------------------------------------------------
-PID=""
-DIR=""
+KOOR_BIN="$KOOR"
 PG_DB=""
-WRK_PID=""
 WORK="$(mktemp -d)"
-stop() {
-  if [ -n "$WRK_PID" ]; then kill -TERM "$WRK_PID" 2>/dev/null || true; wait "$WRK_PID" 2>/dev/null || true; fi
-  WRK_PID=""
-  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-    kill -TERM "$PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$PID" 2>/dev/null || true
-  fi
-  if [ -n "$PID" ]; then wait "$PID" 2>/dev/null || true; fi
-  if [ -n "$DIR" ]; then rm -rf "$DIR"; fi
+# Run by lib.sh's stop: the database of the PostgreSQL run is dropped with its server.
+on_stop() {
   if [ -n "$PG_DB" ]; then psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true; fi
-  PID=""; DIR=""; PG_DB=""
+  PG_DB=""
 }
 trap 'stop; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# free_ports N: N distinct free ports on 127.0.0.1, one per line.
-free_ports() {
-  python3 -c '
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print("\n".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
-# wait_up URL PATTERN NAME: until URL answers with a body matching PATTERN (30 s at most).
-wait_up() {
-  for _ in $(seq 300); do
-    curl -sf --max-time 1 "$1" 2>/dev/null | grep -q "$2" && return 0
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  log "$3 did not start; its log:"; cat "$DIR/log" >&2; exit 1
-}
-
-# start_koor [ARGS...]: a fresh koor, as load/bench.sh starts it, with extra ARGS; sets URL.
+# start_koor [ARGS...]: a fresh koor (lib.sh's start) with extra ARGS; sets URL.
 start_koor() {
-  DIR="$(mktemp -d)"
-  local port; port="$(free_ports 1)"
-  URL="http://127.0.0.1:$port"
-  (cd "$DIR" && exec env -u KOOR_AUTH_TOKEN -u KOOR_BIND -u KOOR_DATA_DIR -u KOOR_DASHBOARD_BIND \
-    "$KOOR" serve --bind "127.0.0.1:$port" --data-dir "$DIR" --dashboard-bind "" \
-    --log-level warn --liveness-interval 0 --compliance-interval 0 "$@") >"$DIR/log" 2>&1 &
-  PID=$!
-  wait_up "$URL/health" . koor
-}
-
-# start_etcd: a fresh single-member etcd, client and peer URLs on loopback, default
-# durability; sets URL. ETCD_* variables (read by etcd as flags) are removed.
-start_etcd() {
-  DIR="$(mktemp -d)"
-  local ports client peer
-  ports="$(free_ports 2)"; client="${ports%%$'\n'*}"; peer="${ports##*$'\n'}"
-  URL="http://127.0.0.1:$client"
-  local unset=()
-  for v in $(compgen -e | grep '^ETCD_' || true); do unset+=(-u "$v"); done
-  (cd "$DIR" && exec env "${unset[@]}" "$ETCD" --name bench --data-dir "$DIR/data" \
-    --listen-client-urls "$URL" --advertise-client-urls "$URL" \
-    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "bench=http://127.0.0.1:$peer" --initial-cluster-state new \
-    --logger zap --log-level warn) >"$DIR/log" 2>&1 &
-  PID=$!
-  wait_up "$URL/health" '"health":"true"' etcd
-}
-
-# etcd_put KEY VALUE: one put through the gateway at $PUT_PATH; prints the store revision.
-etcd_put() {
-  local body
-  body="{\"key\":\"$(printf %s "$1" | base64 -w0)\",\"value\":\"$(printf %s "$2" | base64 -w0)\"}"
-  curl -sf --max-time 5 -X POST "$URL$PUT_PATH" -d "$body" |
-    sed -n 's/.*"revision":"\([0-9]*\)".*/\1/p'
-}
-
-# cpu_ticks: user + system clock ticks the server has used so far.
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat"; }
-
-# run_wrk NAME SCRIPT: one wrk run against $URL; sets RPS, REQUESTS and CPU (% of a core).
-run_wrk() {
-  local out c0 c1 t0 t1
-  c0="$(cpu_ticks)"; t0="$(date +%s.%N)"
-  # In the background, so that a signal to this script stops wrk at once (see stop).
-  timeout "$WRK_TIMEOUT" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$2" "$URL" \
-    >"$WORK/wrk.out" 2>&1 &
-  WRK_PID=$!
-  wait "$WRK_PID" || { WRK_PID=""; log "$1: wrk failed or timed out:"; cat "$WORK/wrk.out" >&2; exit 1; }
-  WRK_PID=""
-  out="$(cat "$WORK/wrk.out")"
-  c1="$(cpu_ticks)"; t1="$(date +%s.%N)"
-  if grep -qE "Non-2xx or 3xx|Socket errors" <<<"$out"; then
-    log "$1: failed requests during the run:"; echo "$out" >&2; exit 1
-  fi
-  RPS="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
-  REQUESTS="$(awk '/ requests in / {print $1}' <<<"$out")"
-  [ -n "$RPS" ] && [ "${REQUESTS:-0}" -gt 0 ] || { log "$1: no requests answered:"; echo "$out" >&2; exit 1; }
-  CPU="$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN {printf "%.0f", (b - a) / hz / (e - s) * 100}')"
+  start "$@"
+  URL="$BASE"
 }
 
 # bench_koor NAME [ARGS...]: one run of koor started with ARGS; sets RPS_<NAME>.
@@ -211,8 +105,6 @@ bench_etcd() {
   RPS_etcd="$RPS"; CPU_etcd="$CPU"
   stop
 }
-
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 log "koor: $KOOR ($("$KOOR" --version 2>/dev/null | head -n 1 || echo '?'))"
 log "etcd: $ETCD ($("$ETCD" --version 2>/dev/null | head -n 1 || echo '?'))"

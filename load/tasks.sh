@@ -9,45 +9,20 @@
 #      -p koor-taskbench), and the generator's WORKERS, DURATION (10, seconds of PUTs),
 #      TASKS (20000, drained by the claimers), RATE, LATENCY_DURATION (10).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SCRIPT=tasks.sh
+# DURATION is the generator's (seconds), not wrk's: kept across lib.sh, which sets its own.
+GENERATOR_DURATION="${DURATION:-10}"
+source "$(dirname "$0")/lib.sh"
+export DURATION="$GENERATOR_DURATION"
 ROUNDS="${1:-3}"
-TARGET="${CARGO_TARGET_DIR:-target}"
-if [ -z "${KOOR_BIN:-}" ]; then
-  cargo build --release --locked >&2
-  KOOR_BIN="$TARGET/release/koor"
-fi
+koor_bin
 if [ -z "${TASKBENCH_BIN:-}" ]; then
   cargo build --release --locked -p koor-taskbench >&2
-  TASKBENCH_BIN="$TARGET/release/koor-taskbench"
+  TASKBENCH_BIN="${CARGO_TARGET_DIR:-target}/release/koor-taskbench"
 fi
-
-PID=""
-DIR=""
-stop() {
-  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-  if [ -n "$DIR" ]; then rm -rf "$DIR"; fi
-  PID=""; DIR=""
-}
-trap stop EXIT
-
-# start [extra serve flags...]: a fresh server on a free loopback port; sets PORT.
-start() {
-  DIR="$(mktemp -d)"
-  PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  (cd "$DIR" && exec env -u KOOR_AUTH_TOKEN -u KOOR_BIND -u KOOR_DATA_DIR "$KOOR_BIN" serve \
-    --bind "127.0.0.1:$PORT" --data-dir "$DIR" --dashboard-bind "" --log-level warn \
-    --liveness-interval 0 --compliance-interval 0 "$@" >"$DIR/log" 2>&1) &
-  PID=$!
-  for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return 0
-    sleep 0.1
-  done
-  echo "tasks.sh: server did not start" >&2; cat "$DIR/log" >&2; exit 1
-}
 
 # field NAME LINE: the value of NAME=... in a SUMMARY line (units stripped).
 field() { sed -n "s/.* $1=\([0-9.a-z]*\).*/\1/p" <<<"$2" | sed 's/ms$//'; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 f="${TMPDIR:-/tmp}/koor-tasks-bench.$$"
 : >"$f"

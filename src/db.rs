@@ -101,6 +101,9 @@ pub async fn open(target: &Target, pool_size: u32) -> Result<DatabaseConnection,
     }
 }
 
+/// Bytes a SQLite WAL file is truncated to whenever a checkpoint has emptied it.
+pub const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// Opens (creating if needed) the SQLite database at `path` with a pool of `pool_size`
 /// connections.
 pub async fn connect(path: &Path, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
@@ -124,6 +127,9 @@ pub async fn connect(path: &Path, pool_size: u32) -> Result<DatabaseConnection, 
                 // indexes of a growing history stay in memory instead of being re-read
                 // through the kernel on every batch.
                 .pragma("cache_size", "-65536")
+                // A checkpoint that empties the WAL truncates its file back to 64 MiB, so a
+                // burst of writes does not leave a large WAL file on disk for good.
+                .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
         });
     Database::connect(options).await
 }
@@ -433,5 +439,25 @@ mod tests {
         assert_eq!(s.sql, "SELECT $1 + $2");
         let s = statement(DbBackend::Sqlite, "SELECT ?", vec![1.into()]);
         assert_eq!(s.sql, "SELECT ?");
+    }
+
+    #[tokio::test]
+    async fn every_sqlite_connection_bounds_its_cache_and_wal_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = connect(&dir.path().join("data.db"), 2).await.unwrap();
+        let pragma = |name: &str| {
+            let db = db.clone();
+            let sql = format!("PRAGMA {name}");
+            async move {
+                db.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .try_get_by_index::<i64>(0)
+                    .unwrap()
+            }
+        };
+        assert_eq!(pragma("cache_size").await, -65536);
+        assert_eq!(pragma("journal_size_limit").await, WAL_SIZE_LIMIT as i64);
     }
 }

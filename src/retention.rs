@@ -3,8 +3,10 @@
 //! `AuditLog`, events in the `EventBus`), every `prune_interval`, in small batches: each
 //! batch is one short write transaction ([`crate::db::begin_write`]) that deletes at most
 //! [`PRUNE_BATCH`] rows, and the pruner pauses between batches so that waiting writers
-//! take the write lock first. A pruner never runs twice at once ([`Running`]).
+//! take the write lock first ([`in_batches`]). A pruner never runs twice at once
+//! ([`Running`]).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,6 +16,34 @@ pub const PRUNE_BATCH: u64 = 500;
 
 /// Pause between two prune transactions.
 pub const PRUNE_PAUSE: Duration = Duration::from_millis(10);
+
+/// What one prune transaction did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Rows it deleted.
+    pub deleted: u64,
+    /// True when rows remain for another batch.
+    pub more: bool,
+}
+
+/// Runs `batch` (one short write transaction each) until one reports that nothing remains,
+/// pausing [`PRUNE_PAUSE`] between two batches so that writers waiting for the write lock
+/// take it first; answers the rows deleted in all.
+pub async fn in_batches<E, F, Fut>(mut batch: F) -> Result<u64, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Batch, E>>,
+{
+    let mut deleted = 0;
+    loop {
+        let done = batch().await?;
+        deleted += done.deleted;
+        if !done.more {
+            return Ok(deleted);
+        }
+        tokio::time::sleep(PRUNE_PAUSE).await;
+    }
+}
 
 /// How long versioned documents keep their history (state and specs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,6 +103,24 @@ mod tests {
         assert!(running.start().is_none());
         drop(first);
         assert!(running.start().is_some());
+    }
+
+    #[tokio::test]
+    async fn batches_run_until_one_reports_nothing_left() {
+        let mut left = 1_234_u64;
+        let mut calls = 0;
+        let deleted = in_batches(|| {
+            calls += 1;
+            let n = left.min(PRUNE_BATCH);
+            left -= n;
+            let more = left > 0;
+            async move { Ok::<_, ()>(Batch { deleted: n, more }) }
+        })
+        .await;
+        assert_eq!(deleted, Ok(1_234));
+        assert_eq!(calls, 3);
+        let failed = in_batches(|| async { Err::<Batch, _>("db down") }).await;
+        assert_eq!(failed, Err("db down"));
     }
 
     #[test]

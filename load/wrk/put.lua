@@ -1,6 +1,8 @@
 -- PUT /api/state/bench/<thread>-<n mod KEYS> with a small JSON body: every request is an
 -- acknowledged, durable write (a new version of one of KEYS keys per thread).
+-- Env: KEYS (1000 per thread), VALUE_BYTES (0; else each value carries this many more bytes).
 local KEYS = tonumber(os.getenv("KEYS") or "1000")
+local PAD = string.rep("x", tonumber(os.getenv("VALUE_BYTES") or "0"))
 local threads = 0
 
 function setup(thread)
@@ -20,5 +22,11 @@ function request()
     headers["Authorization"] = "Bearer " .. token
   end
   local path = string.format("/api/state/bench/%d-%d", tid, n % KEYS)
-  return wrk.format("PUT", path, headers, string.format('{"n":%d}', n))
+  local body
+  if PAD == "" then
+    body = string.format('{"n":%d}', n)
+  else
+    body = string.format('{"n":%d,"pad":"%s"}', n, PAD)
+  end
+  return wrk.format("PUT", path, headers, body)
 end

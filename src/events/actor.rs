@@ -428,12 +428,21 @@ impl Handler<PruneEvents> for EventBus {
         let keep = self.settings.retention;
         let pruned = self.pruned_through.clone();
         Box::pin(async move {
+            let Some(_run) = repo.pruning().start() else {
+                return Ok(0);
+            };
             let Some(cutoff) = repo.prune_cutoff(keep).await? else {
                 return Ok(0);
             };
             // Raised before the delete, so no reader can miss the gap it leaves.
             pruned.fetch_max(cutoff, Ordering::AcqRel);
-            let deleted = repo.delete_through(cutoff).await?;
+            // Oldest first, a short write transaction per batch, so that the write lock is
+            // never held for long and the WAL can be checkpointed between batches.
+            let repo = &repo;
+            let deleted = crate::retention::in_batches(|| {
+                repo.prune_batch(cutoff, crate::retention::PRUNE_BATCH)
+            })
+            .await?;
             if deleted > 0 {
                 tracing::debug!(deleted, through = cutoff, "pruned events");
             }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::model::{Event, HistoryFilter};
 use super::pattern::TopicPattern;
+use crate::retention::{Batch, Running};
 
 /// Rows fetched per round trip while filtering topics in memory.
 const PAGE: u64 = 500;
@@ -17,6 +18,7 @@ const PAGE: u64 = 500;
 #[derive(Clone)]
 pub struct EventRepository {
     db: DatabaseConnection,
+    pruning: Running,
 }
 
 fn from_model(m: event::Model) -> Event {
@@ -31,7 +33,10 @@ fn from_model(m: event::Model) -> Event {
 
 impl EventRepository {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            pruning: Running::default(),
+        }
     }
 
     /// The oldest stored id, if any.
@@ -132,12 +137,32 @@ impl EventRepository {
         Ok(id)
     }
 
-    /// Deletes every event with an id up to `cutoff`; returns how many were deleted.
-    pub async fn delete_through(&self, cutoff: i64) -> Result<u64, DbErr> {
-        let res = Entity::delete_many()
-            .filter(Column::Id.lte(cutoff))
-            .exec(&self.db)
-            .await?;
-        Ok(res.rows_affected)
+    /// Deletes the oldest events up to `cutoff`, at most `limit` ids of them, in one short
+    /// write transaction; answers how many it deleted and whether any up to `cutoff` remain.
+    pub async fn prune_batch(&self, cutoff: i64, limit: u64) -> Result<Batch, DbErr> {
+        let Some(oldest) = self.oldest_id().await? else {
+            return Ok(Batch::default());
+        };
+        if oldest > cutoff {
+            return Ok(Batch::default());
+        }
+        let span = i64::try_from(limit.max(1) - 1).unwrap_or(i64::MAX);
+        let through = cutoff.min(oldest.saturating_add(span));
+        let txn = crate::db::begin_write(&self.db).await?;
+        let deleted = Entity::delete_many()
+            .filter(Column::Id.lte(through))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        txn.commit().await?;
+        Ok(Batch {
+            deleted,
+            more: through < cutoff,
+        })
+    }
+
+    /// Marks the pruner running (one prune at a time).
+    pub fn pruning(&self) -> &Running {
+        &self.pruning
     }
 }

@@ -28,7 +28,7 @@ use crate::events::Publish;
 use crate::http::Caller;
 use crate::journal::Records;
 use crate::metrics::RecordMetrics;
-use crate::retention::{PRUNE_BATCH, PRUNE_PAUSE, Running, cutoff};
+use crate::retention::{Batch, PRUNE_BATCH, Running, cutoff, in_batches};
 use crate::time::now_micros;
 
 /// A queued write.
@@ -237,18 +237,18 @@ impl Handler<PruneUsage> for LlmLedger {
             let (Some(age), Some(_run)) = (retention, running.start()) else {
                 return Ok(0);
             };
-            let mut deleted = 0;
-            loop {
+            let repo = &repo;
+            let deleted = in_batches(|| async move {
                 let now = now_micros();
                 // The current month's records stay: a monthly budget counts them.
                 let before = cutoff(now, age).min(Period::Month.start(now));
                 let ids = repo.prunable(before, PRUNE_BATCH).await?;
-                deleted += repo.prune(&ids).await?;
-                if (ids.len() as u64) < PRUNE_BATCH {
-                    break;
-                }
-                tokio::time::sleep(PRUNE_PAUSE).await;
-            }
+                Ok::<_, DbErr>(Batch {
+                    deleted: repo.prune(&ids).await?,
+                    more: ids.len() as u64 == PRUNE_BATCH,
+                })
+            })
+            .await?;
             if deleted > 0 {
                 tracing::debug!(deleted, "pruned LLM usage records");
             }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use entities::state_version::{self, Entity};
+use futures_util::TryStreamExt;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Statement, Value,
 };
@@ -108,11 +109,16 @@ impl StateRepository {
              ON m.key = s.key AND m.version = s.version",
             t = self.table
         );
-        let rows = Entity::find()
+        // Row by row: the whole result is never buffered beside the entries made from it.
+        let mut rows = Entity::find()
             .from_raw_sql(stmt(self.db.get_database_backend(), sql, vec![]))
-            .all(&self.db)
+            .stream(&self.db)
             .await?;
-        Ok(rows.into_iter().map(entry_from).collect())
+        let mut entries = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            entries.push(entry_from(row));
+        }
+        Ok(entries)
     }
 
     /// The newest version of each of `keys` that exists (a follower's reload, API §27).

@@ -1,18 +1,21 @@
 //! Retention: state and spec history pruned to the newest N versions or by age (never the
 //! current version), LLM usage records pruned by age (never the current month's), and the
 //! audit log pruned by age behind a checkpoint it still verifies from, with tampering after
-//! the checkpoint still detected. Each pruner is run on demand with its run-once message.
+//! the checkpoint still detected; events pruned to the newest N in bounded batches. Each
+//! pruner is run on demand with its run-once message.
 
 use std::time::Duration;
 
 use koor::audit::PruneAudit;
+use koor::events::PruneEvents;
 use koor::llm::PruneUsage;
+use koor::retention::PRUNE_BATCH;
 use koor::state::PruneHistory;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_json};
+use crate::helpers::{TestApp, assert_error, assert_json};
 
 /// The versions `GET /api/state/{key}?history=1` lists, newest first.
 async fn versions(app: &TestApp, key: &str) -> Vec<i64> {
@@ -382,4 +385,80 @@ async fn koor_status_shows_the_disk_use() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("\ndisk: database "), "{text}");
     assert!(text.contains("state_versions 2"), "{text}");
+}
+
+/// The ids of the events `GET /api/events/history?after=…` answers, oldest first.
+async fn event_ids_after(app: &TestApp, after: i64) -> Vec<i64> {
+    let body = app
+        .get_json(&format!("/api/events/history?after={after}&limit=1000"))
+        .await;
+    body.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn events_pruned_in_batches_keep_exactly_the_newest_n() {
+    let app = TestApp::spawn_with(|c| {
+        c.event_retention = 100;
+        c.prune_interval = NEVER;
+    })
+    .await;
+    // More than two batches of events, published 100 at a time.
+    let total = 2 * PRUNE_BATCH as usize + 300;
+    let mut ids = Vec::new();
+    for chunk in 0..total / 100 {
+        let published = (0..100).map(|i| app.publish("p.tick", json!(chunk * 100 + i)));
+        for e in futures_util::future::join_all(published).await {
+            ids.push(e["id"].as_i64().unwrap());
+        }
+    }
+    ids.sort();
+    // A gap wider than a batch (as rolled-back ids leave on PostgreSQL): a batch that
+    // deletes fewer rows than its bound does not end the prune.
+    let db = app.open_db().await;
+    let gap = exec(
+        &db,
+        &format!(
+            "DELETE FROM events WHERE id > {} AND id < {}",
+            ids[100], ids[700]
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(gap, 599);
+
+    let deleted = app.domains.events.send(PruneEvents).await.unwrap().unwrap();
+    assert_eq!(deleted, (total - 100) as u64 - gap);
+    let newest = &ids[total - 100..];
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM events").await, 100);
+    assert_eq!(event_ids_after(&app, newest[0] - 1).await, newest);
+
+    // A cursor behind the prune is told where the history now starts.
+    let err = assert_error(
+        app.get(&format!("/api/events/history?after={}", ids[0]))
+            .await,
+        StatusCode::GONE,
+    )
+    .await;
+    assert_eq!(err["oldest_id"], newest[0]);
+
+    // Nothing left to prune, then exactly what the next event pushes out.
+    assert_eq!(
+        app.domains.events.send(PruneEvents).await.unwrap().unwrap(),
+        0
+    );
+    let next = app.publish("p.tick", json!("next")).await["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        app.domains.events.send(PruneEvents).await.unwrap().unwrap(),
+        1
+    );
+    let mut kept = newest[1..].to_vec();
+    kept.push(next);
+    assert_eq!(event_ids_after(&app, kept[0] - 1).await, kept);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM events").await, 100);
 }
