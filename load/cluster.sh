@@ -15,127 +15,80 @@
 #   --postgres URL (default postgres://postgres@127.0.0.1:5432/postgres;
 #   KOOR_BENCH_POSTGRES_URL) and dropped after the run.
 # - Any non-2xx answer, socket error or lost event fails the run (exit status 1).
-# - Needs psql, wrk and curl (Debian packages postgresql-client, wrk, curl).
+# - Needs psql, wrk and curl (Debian packages postgresql-client, wrk, curl); the koor and
+#   koor-fanout binaries are built when not given (KOOR_BIN, KOOR_FANOUT_BIN).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SCRIPT=cluster.sh
+source "$(dirname "$0")/lib.sh"
 
-TARGET="${CARGO_TARGET_DIR:-$HOME/.cache/koor-target}"
-KOOR="${KOOR_BIN:-$TARGET/release/koor}"
-FANOUT="${KOOR_FANOUT_BIN:-$TARGET/release/koor-fanout}"
+FANOUT="${KOOR_FANOUT_BIN:-}"
 ROUNDS=3
 PG_ADMIN="${KOOR_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --koor) KOOR="$2"; shift 2 ;;
+    --koor) KOOR_BIN="$2"; shift 2 ;;
     --fanout) FANOUT="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
     --postgres) PG_ADMIN="$2"; shift 2 ;;
     *) echo "usage: load/cluster.sh [--koor PATH] [--fanout PATH] [--postgres URL] [--rounds N]" >&2; exit 2 ;;
   esac
 done
-THREADS="${WRK_THREADS:-2}"
-CONNS="${WRK_CONNECTIONS:-64}"
-DURATION="${WRK_DURATION:-10s}"
 export KEYS=1000
-WRK_TIMEOUT=$((${DURATION%s} + 60))
 
-log() { echo "cluster.sh: $*" >&2; }
-fail() { log "$*"; exit 1; }
-
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v psql >/dev/null || need+=(postgresql-client)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || fail "missing ${need[*]}: run as root, or apt-get install ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  timeout 600 apt-get install -y --no-install-recommends "${need[@]}" >&2 ||
-    { timeout 600 apt-get update >&2; timeout 600 apt-get install -y --no-install-recommends "${need[@]}" >&2; }
-fi
-[ -x "$KOOR" ] || fail "koor binary not found: $KOOR (cargo build --release --locked, or --koor PATH)"
-if [ ! -x "$FANOUT" ]; then
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v curl >/dev/null || missing+=(curl)
+install_missing "${missing[@]}"
+koor_bin
+if [ -z "$FANOUT" ]; then
   log "building the fan-out generator (cargo build --release --locked -p koor-fanout)"
   timeout 3600 cargo build --release --locked -p koor-fanout >&2
-  FANOUT="$TARGET/release/koor-fanout"
+  FANOUT="${CARGO_TARGET_DIR:-target}/release/koor-fanout"
 fi
+[ -x "$FANOUT" ] || fail "koor-fanout not found: $FANOUT"
 
 WORK="$(mktemp -d)"
 PG_DB="koor_cluster_$$_$RANDOM"
-PIDS=()
-WRK_PID=""
-cleanup() {
-  if [ -n "$WRK_PID" ]; then kill -TERM "$WRK_PID" 2>/dev/null || true; fi
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-  done
+LEADER_PID=""
+LEADER_DIR=""
+# lib.sh's stop ends the follower (the last server started); this ends the leader.
+on_stop() {
+  if [ -n "$LEADER_PID" ]; then
+    kill -TERM "$LEADER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$LEADER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$LEADER_PID" 2>/dev/null || true
+    rm -rf "$LEADER_DIR"
+  fi
+  LEADER_PID=""
   psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# start_member NAME: a member on the database; sets URL_<NAME>.
-start_member() {
-  local name="$1" port dir
-  port="$(free_port)"; dir="$WORK/$name"; mkdir -p "$dir"
-  (cd "$dir" && exec env -u KOOR_AUTH_TOKEN -u KOOR_BIND -u KOOR_DATA_DIR -u KOOR_DASHBOARD_BIND \
-    "$KOOR" serve --bind "127.0.0.1:$port" --data-dir "$dir" --dashboard-bind "" \
-    --log-level warn --liveness-interval 0 --compliance-interval 0 \
-    --database-url "${PG_ADMIN%/*}/$PG_DB") >"$dir/log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 300); do
-    curl -sf --max-time 1 "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-    sleep 0.1
-  done
-  curl -sf --max-time 1 "http://127.0.0.1:$port/health" >/dev/null || { cat "$dir/log" >&2; fail "$name did not start"; }
-  printf -v "URL_$name" '%s' "http://127.0.0.1:$port"
-}
-
-# run_wrk NAME URL: sets RPS.
-run_wrk() {
-  timeout "$WRK_TIMEOUT" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s load/wrk/get.lua "$2" \
-    >"$WORK/wrk.out" 2>&1 &
-  WRK_PID=$!
-  wait "$WRK_PID" || { WRK_PID=""; cat "$WORK/wrk.out" >&2; fail "$1: wrk failed"; }
-  WRK_PID=""
-  if grep -qE "Non-2xx or 3xx|Socket errors" "$WORK/wrk.out"; then
-    cat "$WORK/wrk.out" >&2; fail "$1: failed requests during the run"
-  fi
-  RPS="$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out")"
-  [ -n "$RPS" ] || { cat "$WORK/wrk.out" >&2; fail "$1: no requests answered"; }
-}
-
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 psql "$PG_ADMIN" -qc "CREATE DATABASE $PG_DB" || fail "cannot create database $PG_DB"
-start_member leader
-start_member follower
-role="$(curl -sf "$URL_follower/health" | sed -n 's/.*"role":"\([a-z]*\)".*/\1/p')"
-[ "$role" = follower ] || fail "the second member is a $role, not a follower"
-log "leader $URL_leader, follower $URL_follower; seeding $KEYS keys"
+start --database-url "${PG_ADMIN%/*}/$PG_DB"
+LEADER_PID="$PID"; LEADER_DIR="$DIR"; LEADER="$BASE"
+start --database-url "${PG_ADMIN%/*}/$PG_DB"
+FOLLOWER="$BASE"
+curl -sf "$FOLLOWER/health" | grep -q '"role":"follower"' || fail "the second member is not a follower"
+log "leader $LEADER, follower $FOLLOWER; writing $KEYS keys through the follower"
 for i in $(seq 0 $((KEYS - 1))); do
-  printf 'PUT /api/state/read/%d\n' "$i"
-done | while read -r _ path; do
-  curl -sf --max-time 5 -X PUT -H 'content-type: application/json' -d "{\"v\":\"${path##*/}\"}" \
-    "$URL_follower$path" >/dev/null || exit 1
-done || fail "seeding failed"
-# Written through the follower: the follower and the leader read them back.
-curl -sf "$URL_follower/api/state/read/$((KEYS - 1))" | grep -q "\"$((KEYS - 1))\"" || fail "follower lacks its write"
-curl -sf "$URL_leader/api/state/read/$((KEYS - 1))" | grep -q "\"$((KEYS - 1))\"" || fail "leader lacks the write"
+  curl -sf --max-time 5 -X PUT -H 'content-type: application/json' -d "{\"v\":\"$i\"}" \
+    "$FOLLOWER/api/state/read/$i" >/dev/null || fail "write read/$i through the follower failed"
+done
+last="read/$((KEYS - 1))"
+curl -sf "$FOLLOWER/api/state/$last" | grep -q "\"$((KEYS - 1))\"" || fail "the follower lacks its own write"
+curl -sf "$LEADER/api/state/$last" | grep -q "\"$((KEYS - 1))\"" || fail "the leader lacks the write"
 
 : >"$WORK/ratios"; : >"$WORK/rps-leader"; : >"$WORK/rps-follower"
 for r in $(seq "$ROUNDS"); do
   if [ $((r % 2)) -eq 1 ]; then order="leader follower"; else order="follower leader"; fi
   for who in $order; do
-    url_var="URL_$who"
-    run_wrk "$who" "${!url_var}"
-    printf -v "RPS_$who" '%s' "$RPS"
-    echo "$RPS" >>"$WORK/rps-$who"
+    if [ "$who" = leader ]; then url="$LEADER"; else url="$FOLLOWER"; fi
+    rps="$(wrk_rps -s load/wrk/get.lua "$url")"
+    [ -n "$rps" ] || fail "$who: no requests answered"
+    printf -v "RPS_$who" '%s' "$rps"
+    echo "$rps" >>"$WORK/rps-$who"
   done
   ratio="$(awk -v f="$RPS_follower" -v l="$RPS_leader" 'BEGIN {printf "%.2f", f / l}')"
   echo "$ratio" >>"$WORK/ratios"
@@ -144,12 +97,12 @@ done
 echo "median: GET/s leader $(median <"$WORK/rps-leader"), follower $(median <"$WORK/rps-follower"), follower/leader $(median <"$WORK/ratios") (rounds: $(paste -sd, "$WORK/ratios"))"
 
 fanout() {
-  BASE_URL="$URL_leader" SUBSCRIBE_URLS="$1" SUBSCRIBERS="${SUBSCRIBERS:-100}" RATE="${RATE:-1000}" \
+  BASE_URL="$LEADER" SUBSCRIBE_URLS="$1" SUBSCRIBERS="${SUBSCRIBERS:-100}" RATE="${RATE:-1000}" \
     DURATION="${FANOUT_SECONDS:-10}" P99_MS="${P99_MS:-1000}" timeout 300 "$FANOUT" >"$WORK/fanout.out" 2>&1 ||
     { cat "$WORK/fanout.out" >&2; fail "fan-out over $1 lost events or failed"; }
   grep SUMMARY "$WORK/fanout.out"
 }
 echo "fan-out, every subscriber on the leader:"
-fanout "$URL_leader"
+fanout "$LEADER"
 echo "fan-out, subscribers spread over leader and follower:"
-fanout "$URL_leader,$URL_follower"
+fanout "$LEADER,$FOLLOWER"

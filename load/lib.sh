@@ -1,5 +1,5 @@
-# What the wrk scripts of load/ share (auth.sh, bench.sh, etcd.sh, locks.sh, memory.sh,
-# postgres.sh, soak.sh, tasks.sh). Sourced, never run: a script sets SCRIPT (its name, for
+# What the wrk scripts of load/ share (auth.sh, bench.sh, cluster.sh, etcd.sh, locks.sh,
+# memory.sh, postgres.sh, soak.sh, tasks.sh). Sourced, never run: a script sets SCRIPT (its name, for
 # messages), runs `set -euo pipefail`, then `source "$(dirname "$0")/lib.sh"`, which moves
 # to the repository's root.
 #
