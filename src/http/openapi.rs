@@ -59,6 +59,8 @@ pub struct Op {
     raw_ok: bool,
     errors: Vec<u16>,
     public: bool,
+    /// Another media type the 200 answer may have (a query parameter selects it).
+    alt_ok: Option<&'static str>,
 }
 
 fn op(method: &'static str, path: &'static str, tag: &'static str, summary: &'static str) -> Op {
@@ -74,6 +76,7 @@ fn op(method: &'static str, path: &'static str, tag: &'static str, summary: &'st
         raw_ok: false,
         errors: Vec::new(),
         public: false,
+        alt_ok: None,
     }
 }
 
@@ -116,6 +119,11 @@ impl Op {
         self.errors.extend_from_slice(codes);
         self
     }
+    /// The 200 answer may also be text of `media_type` (`?format=dot`).
+    fn alt_ok(mut self, media_type: &'static str) -> Op {
+        self.alt_ok = Some(media_type);
+        self
+    }
     /// No bearer token needed (`/health`).
     fn public(mut self) -> Op {
         self.public = true;
@@ -139,8 +147,11 @@ impl Op {
         let ok = if self.raw_ok {
             json!({"description": "Success", "content": {"*/*": {}}})
         } else {
-            json!({"description": "Success",
-                   "content": {"application/json": {"schema": self.ok}}})
+            let mut content = json!({"application/json": {"schema": self.ok}});
+            if let Some(alt) = self.alt_ok {
+                content[alt] = json!({"schema": {"type": "string"}});
+            }
+            json!({"description": "Success", "content": content})
         };
         responses.insert("200".into(), ok);
         let mut codes: Vec<u16> = COMMON_ERRORS.to_vec();
@@ -445,6 +456,7 @@ pub fn operations() -> Vec<Op> {
             "Who started whom and who works with whom",
         )
         .query(&[("format", json!({"enum": ["json", "dot"]}))])
+        .alt_ok("text/vnd.graphviz")
         .ok(obj(
             &[
                 ("nodes", array(object())),
