@@ -230,15 +230,11 @@ fn credential(req: &ServiceRequest, fwd: &Forwarder) -> Credential {
     {
         return Credential::Agent;
     }
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Credential::Local;
-    };
-    let value = value.as_bytes();
-    let token = if value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer ") {
-        &value[7..]
-    } else {
-        // A malformed header: this member's gate answers it as the leader's would.
-        return Credential::Local;
+    let token = match crate::http::bearer(req) {
+        Ok(Some(token)) => token,
+        // No credential, or a malformed header: this member's gate answers it as the
+        // leader's would.
+        Ok(None) | Err(()) => return Credential::Local,
     };
     if token.starts_with(crate::keys::SECRET_PREFIX.as_bytes()) || fwd.admin(token) {
         Credential::Local

@@ -97,7 +97,7 @@ fn unauthorized() -> ApiError {
 }
 
 /// The token of a `Bearer` `Authorization` header; `Err` for a header of another shape.
-fn bearer(req: &ServiceRequest) -> Result<Option<&[u8]>, ()> {
+pub(crate) fn bearer(req: &ServiceRequest) -> Result<Option<&[u8]>, ()> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -17,6 +17,7 @@ pub use caller::{
     Agent, Caller, INSTANCE_HEADER, INSTANCE_TOKEN_HEADER, Principal, StrictIdentity, forbidden,
     identify, strict_identity,
 };
+pub(crate) use gate::bearer;
 pub use gate::{Access, AuthToken, BodyLimit, bearer_matches, gate, token_matches};
 pub use health::{ServerInfo, advertised_url, health};
 pub use query::{Query, instant_param, parse_limit, parse_query};

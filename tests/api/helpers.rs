@@ -324,6 +324,40 @@ pub fn expected_role() -> &'static str {
     }
 }
 
+/// The acknowledged writes of [`spawn_writer`]s: key and body.
+pub type Acked = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A task that PUTs `{"w":w,"i":i}` to `{base}/api/state/{prefix}/{w}-{i}` for i = 0, 1, …
+/// and records each write answered 200 in `acked`. On any other answer it stops, or, with
+/// `retry`, waits 100 ms and goes on (a write through a follower during a takeover).
+pub fn spawn_writer(
+    client: &reqwest::Client,
+    base: String,
+    prefix: &'static str,
+    w: usize,
+    acked: &Acked,
+    retry: bool,
+) -> tokio::task::JoinHandle<()> {
+    let (client, acked) = (client.clone(), acked.clone());
+    tokio::spawn(async move {
+        for i in 0.. {
+            let key = format!("{prefix}/{w}-{i}");
+            let body = format!("{{\"w\":{w},\"i\":{i}}}");
+            let sent = client
+                .put(format!("{base}/api/state/{key}"))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status() == 200 => acked.lock().unwrap().push((key, body)),
+                _ if !retry => break,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+}
+
 pub struct ServerProcess {
     pub child: tokio::process::Child,
     pub port: u16,
@@ -386,7 +420,12 @@ pub type Socket = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
 
 /// Opens `/api/events/subscribe?{query}`.
 pub async fn subscribe(app: &TestApp, query: &str) -> Socket {
-    let url = format!("ws://127.0.0.1:{}/api/events/subscribe?{query}", app.port);
+    subscribe_on(app.port, query).await
+}
+
+/// Opens `/api/events/subscribe?{query}` on the server listening on `port`.
+pub async fn subscribe_on(port: u16, query: &str) -> Socket {
+    let url = format!("ws://127.0.0.1:{port}/api/events/subscribe?{query}");
     let (resp, socket) = awc::Client::new()
         .ws(url)
         .max_frame_size(16 * 1024 * 1024)

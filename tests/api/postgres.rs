@@ -3,12 +3,13 @@
 //! continuing and the audit chain intact. Runs only when `KOOR_TEST_DATABASE_URL` is set
 //! (the rest of the suite runs on PostgreSQL then too, through `TestApp`).
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ServerProcess, TEST_DATABASE_ENV, TestDatabase, test_database_url};
+use crate::helpers::{
+    Acked, ServerProcess, TEST_DATABASE_ENV, TestDatabase, spawn_writer, test_database_url,
+};
 
 #[actix_web::test]
 async fn one_server_per_database_and_a_successor_keeps_every_acknowledged_write() {
@@ -32,27 +33,9 @@ async fn one_server_per_database_and_a_successor_keeps_every_acknowledged_write(
     assert_eq!(health["role"], "leader");
 
     // Writes under load, each to its own key, until the first server is killed.
-    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let acked = Acked::default();
     let writers: Vec<_> = (0..8)
-        .map(|w| {
-            let (client, acked, base) = (client.clone(), acked.clone(), first.url(""));
-            tokio::spawn(async move {
-                for i in 0.. {
-                    let key = format!("pg/{w}-{i}");
-                    let body = format!("{{\"w\":{w},\"i\":{i}}}");
-                    let sent = client
-                        .put(format!("{base}/api/state/{key}"))
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(resp) if resp.status() == 200 => acked.lock().unwrap().push((key, body)),
-                        _ => break,
-                    }
-                }
-            })
-        })
+        .map(|w| spawn_writer(&client, first.url(""), "pg", w, &acked, false))
         .collect();
     let last_event: Value = client
         .post(first.url("/api/events/publish"))
