@@ -42,6 +42,7 @@ pub const PAGES: &[&str] = &[
     "/locks",
     "/topology",
     "/storage",
+    "/cluster",
     "/keys",
 ];
 

@@ -497,6 +497,112 @@ def test_topology_draws_agents_and_their_links_live(koor, ui):
     ui.assert_not_reloaded()
 
 
+# The Cluster page asks GET /api/cluster again this often (CLUSTER_REFRESH_MS in app.js).
+CLUSTER_REFRESH_S = 3
+
+
+def test_cluster_page_on_a_single_server(koor, ui):
+    """On SQLite the server runs alone: the Cluster page says so, points to the deployment
+    docs, and asks again while it is shown (and only then)."""
+    page = ui.page
+    polls = []
+    page.on("request", lambda r: r.url.endswith("/api/cluster") and polls.append(time.monotonic()))
+    ui.open(koor.dash_url + "/")
+    link = page.locator('.nav a[data-page="cluster"]')
+    link.click()
+    expect(page).to_have_url(koor.dash_url + "/cluster")
+    expect(link).to_have_attribute("aria-current", "page")
+    expect(page).to_have_title("Cluster · koor")
+
+    cluster = koor.get("/api/cluster")
+    assert cluster["role"] == "single" and cluster["members"] == [], cluster
+    expect(page.get_by_test_id("cluster-role")).to_have_text("single")
+    expect(page.get_by_test_id("cluster-leader")).to_have_text(cluster["leader"])
+    single = page.get_by_test_id("cluster-single")
+    expect(single).to_contain_text("This server runs alone")
+    expect(single).to_contain_text("A cluster on PostgreSQL")
+    expect(single).to_contain_text("docs/deployment.md")
+    expect(page.get_by_test_id("cluster-member")).to_have_count(0)
+    body = page.locator("main").inner_text()
+    for raw in ("undefined", "null", "NaN", "[object Object]"):
+        assert raw not in body, f"the page shows a raw {raw!r}"
+    ui.shot("cluster")
+
+    # Live: it polls while shown, and stops when the person goes to another page.
+    deadline = time.monotonic() + CLUSTER_REFRESH_S * 2 + 1
+    while len(polls) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert len(polls) >= 2, f"GET /api/cluster was asked {len(polls)} time(s)"
+    page.locator('.nav a[data-page="overview"]').click()
+    expect(page.get_by_test_id("instances-card")).to_be_visible()
+    asked = len(polls)
+    page.wait_for_timeout((CLUSTER_REFRESH_S + 0.5) * 1000)
+    assert len(polls) == asked, "the Cluster page kept polling after it was left"
+
+
+def test_cluster_page_lists_members_and_shows_errors(koor, ui):
+    """What a leader's dashboard shows (answered here by the browser, since the test server is
+    a single one): the members with their roles and heartbeats, every string escaped; an
+    error of the API is shown until the next poll succeeds."""
+    page = ui.page
+    start_us = int(time.time() * 1_000_000)
+    failing = {"on": False}
+
+    def answer():
+        # The leader has just proven it is alive; the follower has been silent for 20 s.
+        now_us = int(time.time() * 1_000_000)
+        return {
+            "role": "leader",
+            "leader": "http://10.0.0.1:9800",
+            "epoch": 7,
+            "members": [
+                {"member": "koor-lead", "url": "http://10.0.0.1:9800", "role": "leader",
+                 "started_at": start_us - 3_600_000_000, "seen_at": now_us - 200_000},
+                {"member": "<img src=x onerror=window.__koorXss=1>", "url": "http://10.0.0.2:9800/<b>x</b>",
+                 "role": "follower", "started_at": start_us - 60_000_000, "seen_at": start_us - 20_000_000},
+            ],
+        }
+
+    def fulfill(route):
+        if failing["on"]:
+            route.fulfill(status=503, content_type="application/json",
+                          body=json.dumps({"error": "the cluster's leader cannot be reached; retry shortly", "code": 503}))
+        else:
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(answer()))
+
+    page.route("**/api/cluster", fulfill)
+    ui.open(koor.dash_url + "/cluster")
+    expect(page.get_by_test_id("cluster-role")).to_have_text("leader")
+    expect(page.get_by_test_id("cluster-leader")).to_have_text("http://10.0.0.1:9800")
+    expect(page.get_by_test_id("cluster-epoch")).to_have_text("7")
+    rows = page.get_by_test_id("cluster-member")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_have_attribute("data-role", "leader")
+    expect(rows.nth(0)).to_contain_text("this server")
+    expect(rows.nth(0)).to_have_attribute("aria-current", "true")
+    expect(rows.nth(1)).to_have_attribute("data-role", "follower")
+    expect(rows.nth(1)).not_to_contain_text("this server")
+    expect(rows.nth(0).get_by_test_id("cluster-member-seen")).not_to_have_class("warn-text")
+    follower_seen = rows.nth(1).get_by_test_id("cluster-member-seen")
+    expect(follower_seen).to_have_text(re.compile(r"^2\d s ago$"))
+    expect(follower_seen).to_have_class("warn-text")
+    expect(rows.nth(1)).to_contain_text("<img src=x onerror=window.__koorXss=1>")
+    expect(rows.nth(1)).to_contain_text("http://10.0.0.2:9800/<b>x</b>")
+    expect(page.get_by_test_id("cluster-single")).to_have_count(0)
+    assert page.locator("main img, main b").count() == 0
+    assert page.evaluate("window.__koorXss") is None
+    ui.shot("cluster-leader")
+
+    ui.allow_status(503)
+    failing["on"] = True
+    error = page.get_by_test_id("cluster").get_by_test_id("error")
+    expect(error).to_contain_text("the cluster's leader cannot be reached; retry shortly (HTTP 503)",
+                                  timeout=(CLUSTER_REFRESH_S + 2) * 1000)
+    failing["on"] = False
+    expect(page.get_by_test_id("cluster-role")).to_have_text("leader", timeout=(CLUSTER_REFRESH_S + 2) * 1000)
+    expect(error).to_have_count(0)
+
+
 def test_storage_health_and_snapshot_download(koor, ui, tmp_path):
     koor.put("/api/state/shop/config", data=b'{"db": "x"}')
     page = ui.open(koor.dash_url + "/storage")

@@ -8,7 +8,8 @@
  *   3. session (auth token prompt) and the confirmation dialog
  *   4. the live event stream (WebSocket with resume)
  *   5. router and page lifecycle
- *   6. pages: overview, state, rules, webhooks, compliance, audit, tasks, locks, topology
+ *   6. pages: overview, state, rules, webhooks, compliance, audit, tasks, locks, topology,
+ *      storage, keys, cluster
  *   7. boot
  */
 
@@ -495,6 +496,7 @@ const ROUTES = {
   '/locks': { title: 'Locks', view: locksPage },
   '/topology': { title: 'Topology', view: topologyPage },
   '/storage': { title: 'Storage', view: storagePage },
+  '/cluster': { title: 'Cluster', view: clusterPage },
   '/keys': { title: 'Keys', view: keysPage },
 };
 
@@ -1982,6 +1984,64 @@ function topologyPage(ctx) {
     if (INSTANCE_TOPIC.test(ev.topic) || ev.topic === 'koor.lagged') refresh();
   });
   ctx.every(TOPOLOGY_REFRESH_MS, load);
+}
+
+/* ------------------------------------------------------------------ */
+/* 6j. Cluster                                                         */
+/* ------------------------------------------------------------------ */
+
+// Members prove they are alive every second and publish no event about it: look again
+// every few seconds.
+const CLUSTER_REFRESH_MS = 3000;
+// A heartbeat older than this (three missed beats) is shown as a warning.
+const CLUSTER_SILENT_MS = 3000;
+const ROLE_BADGE = { leader: 'active', follower: 'pending', single: 'source' };
+
+const roleBadge = (role) => badge(role, ROLE_BADGE[role] || 'source');
+/** A unix-microseconds instant (as GET /api/cluster gives them) as an ISO string for timeAgo. */
+const microsToIso = (us) => (Number.isFinite(us) ? new Date(us / 1000).toISOString() : null);
+
+function clusterPage(ctx) {
+  const el = h('div', { 'data-testid': 'cluster' }, h('p', { class: 'muted' }, 'Loading…'));
+  const load = refresher(ctx, el, () => api('/api/cluster'), clusterView);
+  ctx.main.append(
+    pageHead('Cluster', 'The koor servers that share this database: the one that leads and writes, and those that follow.'),
+    el);
+  load();
+  ctx.every(CLUSTER_REFRESH_MS, load);
+}
+
+function clusterView(c) {
+  const single = c.role === 'single';
+  const summary = card('This server', { testid: 'cluster-summary' }, kv([
+    ['Role', roleBadge(c.role), 'cluster-role'],
+    [single ? 'API address' : 'Leader', c.leader ? code(c.leader) : h('span', { class: 'muted' }, 'not known yet'), 'cluster-leader'],
+    ['Epoch', single ? h('span', { class: 'muted' }, '— (no election)') : fmtInt(c.epoch), 'cluster-epoch'],
+  ]));
+  if (single) {
+    return [summary, card('Members', { testid: 'cluster-members' }, h('div', { class: 'empty', 'data-testid': 'cluster-single' },
+      h('strong', {}, 'This server runs alone'), ' (role ', code('single'), '): its data is in a SQLite file that no other server shares, so there is no leader to elect and no member to list. ',
+      'Several koor servers on one PostgreSQL database form a cluster with a leader and followers; see “A cluster on PostgreSQL” in ',
+      code('docs/deployment.md'), '.'))];
+  }
+  const members = c.members || [];
+  const now = Date.now();
+  return [summary, card('Members', { testid: 'cluster-members', wide: true },
+    members.length
+      ? table(['Member', 'URL', 'Role', 'Last heartbeat', 'Started'], members.map((m) => {
+        // The dashboard is served by the leader, so the leader's row is this server.
+        const here = c.role === 'leader' && m.role === 'leader';
+        return h('tr', { 'data-testid': 'cluster-member', 'data-role': m.role, 'aria-current': here ? 'true' : null },
+          h('td', {}, h('span', { class: 'mono' }, m.member), here && h('div', { class: 'muted small' }, 'this server')),
+          h('td', {}, code(m.url)),
+          h('td', {}, roleBadge(m.role)),
+          h('td', { 'data-testid': 'cluster-member-seen', class: now - m.seen_at / 1000 > CLUSTER_SILENT_MS ? 'warn-text' : null },
+            timeAgo(microsToIso(m.seen_at))),
+          h('td', {}, timeAgo(microsToIso(m.started_at))));
+      }), { class: 'dense' })
+      : empty('No member has proven it is alive within the failover time; the list fills again as members heartbeat.'),
+    h('p', { class: 'muted small' }, 'Each member proves it is alive every second. A leader silent for ', code('--failover-seconds'),
+      ' is deposed by a follower, which raises the epoch; a member silent a little longer leaves this list.'))];
 }
 
 /* ------------------------------------------------------------------ */
