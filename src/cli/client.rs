@@ -59,6 +59,8 @@ pub struct Client {
     /// `X-Koor-Instance-Token` (the credential when there is no bearer token).
     agent_token: Option<String>,
     http: reqwest::Client,
+    /// The trust `http` verifies servers against, for connections made without it.
+    trust: crate::tls::Trust,
     pub pretty: bool,
 }
 
@@ -87,7 +89,8 @@ impl Client {
         if !base.contains("://") {
             base = format!("http://{base}");
         }
-        let http = crate::tls::Trust::from_env()?
+        let trust = crate::tls::Trust::from_env()?;
+        let http = trust
             .client_builder()
             .no_proxy()
             .build()
@@ -97,6 +100,7 @@ impl Client {
             token,
             agent_token,
             http,
+            trust,
             pretty: options.pretty,
         })
     }
@@ -104,6 +108,11 @@ impl Client {
     /// The server's base URL.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The trust HTTPS connections verify the server against (`KOOR_WEBHOOK_CA_FILE`).
+    pub fn trust(&self) -> &crate::tls::Trust {
+        &self.trust
     }
 
     /// The bearer token, if any.

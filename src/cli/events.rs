@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Subcommand;
@@ -193,7 +193,37 @@ fn on_frame(text: &str, cursor: &mut i64) -> Option<Ended> {
     None
 }
 
-async fn connect_once(client: &Client, pattern: &str, cursor: &mut i64) -> Ended {
+/// The TLS configuration of the WebSocket when the server is reached over HTTPS: verified
+/// against the same trust as the CLI's HTTP requests (the system's roots plus
+/// `KOOR_WEBHOOK_CA_FILE`), offering only HTTP/1.1, which a WebSocket upgrade needs.
+fn ws_tls(client: &Client) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    if !client.base().starts_with("https://") {
+        return Ok(None);
+    }
+    let mut config = client.trust().rustls_config()?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(config)))
+}
+
+/// The certificate problem behind a failed connection, if that is why it failed: retrying
+/// cannot help until the server's certificate or the trust changes.
+fn certificate_error(e: &awc::error::WsClientError) -> Option<String> {
+    use awc::error::{ConnectError, SendRequestError, WsClientError};
+    let WsClientError::SendRequest(SendRequestError::Connect(ConnectError::Io(io))) = e else {
+        return None;
+    };
+    match io.get_ref()?.downcast_ref::<rustls::Error>()? {
+        cert @ rustls::Error::InvalidCertificate(_) => Some(cert.to_string()),
+        _ => None,
+    }
+}
+
+async fn connect_once(
+    client: &Client,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    pattern: &str,
+    cursor: &mut i64,
+) -> Ended {
     let ws_base = client
         .base()
         .replacen("https://", "wss://", 1)
@@ -204,7 +234,12 @@ async fn connect_once(client: &Client, pattern: &str, cursor: &mut i64) -> Ended
     ])
     .unwrap_or_default();
     let url = format!("{ws_base}/api/events/subscribe?{query}");
+    let mut connector = awc::Connector::new();
+    if let Some(tls) = tls {
+        connector = connector.rustls_0_23(tls.clone());
+    }
     let mut req = awc::Client::builder()
+        .connector(connector)
         .timeout(Duration::from_secs(30))
         .finish()
         .ws(url)
@@ -221,7 +256,16 @@ async fn connect_once(client: &Client, pattern: &str, cursor: &mut i64) -> Ended
             }
             return Ended::Refused(status.as_u16());
         }
-        Err(e) => return Ended::Dropped(e.to_string()),
+        Err(e) => {
+            if let Some(why) = certificate_error(&e) {
+                return Ended::Fatal(format!(
+                    "cannot reach {}: {why} (a server with a certificate from a private CA \
+                     needs that CA's PEM file in KOOR_WEBHOOK_CA_FILE)",
+                    client.base()
+                ));
+            }
+            return Ended::Dropped(e.to_string());
+        }
     };
     while let Some(frame) = framed.next().await {
         match frame {
@@ -294,9 +338,16 @@ async fn subscribe(client: &Client, pattern: String, after: Option<i64>) -> Exit
             }
         },
     };
+    let tls = match ws_tls(client) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("koor: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let mut delay = Duration::from_millis(250);
     loop {
-        match connect_once(client, &pattern, &mut cursor).await {
+        match connect_once(client, tls.as_ref(), &pattern, &mut cursor).await {
             Ended::Resume => {
                 delay = Duration::from_millis(250);
                 continue;

@@ -365,3 +365,99 @@ async fn cli_subscriber_resumes_across_a_server_restart() {
     }
     let _ = cli.start_kill();
 }
+
+/// A TLS-terminating proxy on 127.0.0.1 in front of the plain-HTTP `backend` (host:port),
+/// as a reverse proxy fronts a deployed server: it speaks TLS with `tls` and passes the
+/// bytes through, WebSocket upgrades included. Returns its port.
+async fn tls_proxy(tls: rustls::ServerConfig, backend: String) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    actix_web::rt::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let backend = backend.clone();
+            actix_web::rt::spawn(async move {
+                // A client that does not trust the certificate gives up in the handshake.
+                let Ok(mut outer) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut inner = tokio::net::TcpStream::connect(&backend).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut outer, &mut inner).await;
+            });
+        }
+    });
+    port
+}
+
+#[actix_web::test]
+async fn cli_subscriber_streams_over_wss_verified_against_the_ca_variable() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let ca = crate::webhooks::TestCa::new("koor test CA");
+    let app = TestApp::spawn().await;
+    let port = tls_proxy(
+        ca.server_config(&["localhost"]),
+        format!("127.0.0.1:{}", app.port),
+    )
+    .await;
+    let server = format!("https://localhost:{port}");
+    let cwd = tempfile::tempdir().unwrap();
+    let cli = |trust: bool, args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(koor_bin());
+        cmd.args(["events", "subscribe", "tls.*"])
+            .args(args)
+            .env("KOOR_SERVER", &server)
+            .env_remove("KOOR_TOKEN")
+            .env_remove("KOOR_WEBHOOK_CA_FILE")
+            .current_dir(cwd.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        if trust {
+            cmd.env("KOOR_WEBHOOK_CA_FILE", ca.pem_file.path());
+        }
+        cmd
+    };
+
+    // Trusted: a stored event is replayed and a live one follows, over wss://.
+    let first = app.publish("tls.a", json!(1)).await;
+    let mut trusted = cli(true, &["--after", "0"]).spawn().unwrap();
+    let mut lines = BufReader::new(trusted.stdout.take().unwrap()).lines();
+    let mut read = async || -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("a line within 30 s")
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    };
+    assert_eq!(read().await["id"], first["id"]);
+    let second = app.publish("tls.b", json!(2)).await;
+    let live = read().await;
+    assert_eq!(live["id"], second["id"]);
+    assert_eq!(live["data"], 2);
+    // It held one WebSocket: it neither fell back to polling nor reconnected.
+    trusted.start_kill().unwrap();
+    let out = trusted.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+
+    // Not trusted: the subscriber stops with the certificate problem instead of retrying
+    // forever, both when it starts with a history request and when it goes straight to
+    // the WebSocket.
+    for args in [&[][..], &["--after", "0"][..]] {
+        let out = tokio::time::timeout(Duration::from_secs(20), cli(false, args).output())
+            .await
+            .expect("an untrusted server stops the subscriber within 20 s")
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?} {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
+        assert!(stderr.contains("certificate"), "{args:?} {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?} {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // Straight to the WebSocket, the message says how to trust a private CA.
+    let out = cli(false, &["--after", "0"]).output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("KOOR_WEBHOOK_CA_FILE"), "{stderr}");
+}

@@ -742,13 +742,13 @@ async fn delivery_log_and_retry_errors() {
 // ---------------------------------------------------------------------------------------
 
 /// A certificate authority made for one test, and the PEM file of its certificate.
-struct TestCa {
+pub(crate) struct TestCa {
     issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-    pem_file: tempfile::NamedTempFile,
+    pub(crate) pem_file: tempfile::NamedTempFile,
 }
 
 impl TestCa {
-    fn new(name: &str) -> TestCa {
+    pub(crate) fn new(name: &str) -> TestCa {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params
@@ -766,7 +766,7 @@ impl TestCa {
     }
 
     /// A server configuration whose certificate, signed by this CA, names `names`.
-    fn server_config(&self, names: &[&str]) -> rustls::ServerConfig {
+    pub(crate) fn server_config(&self, names: &[&str]) -> rustls::ServerConfig {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let params = rcgen::CertificateParams::new(names).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
