@@ -1,5 +1,6 @@
-//! `GET /api/cluster`: this member's role, the leader and the members seen in the last
-//! minute (API §27; an extension, docs/api.md).
+//! `GET /api/cluster`: this member's role, the leader and the members that have
+//! heartbeated within the failover time plus two heartbeats (API §27; an extension,
+//! docs/api.md).
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
