@@ -145,22 +145,22 @@ pub const SERVER_LOCK: i64 = 0x6b6f_6f72_7376;
 /// one at a time.
 pub const MIGRATE_LOCK: i64 = 0x6b6f_6f72_6d69;
 
-/// Applies every pending migration. On PostgreSQL the migrations run on one connection
-/// that holds [`MIGRATE_LOCK`], so members starting at once never race on the schema.
+/// Applies every pending migration, all in one transaction on one connection: a failed
+/// migration leaves the schema as it was, and each statement sees the schema the ones
+/// before it left (a second pooled SQLite connection may still hold the old schema and
+/// refuse, say, a `RENAME` to a name a `DROP TABLE` just freed). On PostgreSQL the
+/// transaction also holds [`MIGRATE_LOCK`], so members starting at once never race on the
+/// schema.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Migrator::up(db, None).await;
-    }
-    let lock = |f: &str| {
-        Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!("SELECT {f}($1)"),
-            [MIGRATE_LOCK.into()],
-        )
-    };
-    // A transaction pins one connection; the session lock is taken and released on it.
     let txn = db.begin().await?;
-    txn.execute_raw(lock("pg_advisory_xact_lock")).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [MIGRATE_LOCK.into()],
+        ))
+        .await?;
+    }
     let result = Migrator::up(&txn, None).await;
     match result {
         Ok(()) => txn.commit().await,
