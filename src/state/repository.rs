@@ -271,6 +271,9 @@ impl StateRepository {
             }
             let next_version = current.as_ref().map_or(1, |c| c.version + 1);
             let prev_id = current.as_ref().map(|c| c.id);
+            // Never older than the version it follows, even if the clock stepped back: the
+            // age rule then only ever cuts a chain's oldest versions, never its middle.
+            let now = current.as_ref().map_or(now, |c| now.max(c.updated_at));
             let stored = match op {
                 WriteOp::Put {
                     key,
@@ -446,22 +449,21 @@ impl StateRepository {
         let listed: Vec<Value> = ids.iter().map(|&id| id.into()).collect();
         let mut values = listed.clone();
         values.extend(rule_values);
+        // First the marks of the versions about to go, found through their rows (marks
+        // are keyed by key and version).
+        let (mark_condition, mut mark_values) = rule.condition("s");
+        let marked = format!(
+            "DELETE FROM {marks} WHERE (key, version) IN (SELECT s.key, s.version \
+             FROM {table} s JOIN {heads} h ON {mark_condition} WHERE s.id IN ({list}))"
+        );
+        mark_values.extend(listed);
         let txn = crate::db::begin_write(&self.db).await?;
         let backend = txn.get_database_backend();
+        txn.execute_raw(stmt(backend, marked, mark_values)).await?;
         let deleted = txn
             .execute_raw(stmt(backend, sql, values))
             .await?
             .rows_affected();
-        // The marks of the versions just deleted.
-        txn.execute_raw(stmt(
-            backend,
-            format!(
-                "DELETE FROM {marks} WHERE id IN ({list}) \
-                 AND NOT EXISTS (SELECT 1 FROM {table} s WHERE s.id = {marks}.id)"
-            ),
-            listed,
-        ))
-        .await?;
         txn.commit().await?;
         Ok(deleted)
     }
@@ -878,5 +880,82 @@ mod tests {
             repo.version("a", 1).await.unwrap().unwrap().value.as_ref(),
             b"y"
         );
+    }
+
+    async fn marks(db: &DatabaseConnection) -> Vec<i64> {
+        let rows = db
+            .query_all_raw(stmt(
+                DbBackend::Sqlite,
+                "SELECT version FROM state_marks ORDER BY version".into(),
+                vec![],
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.try_get_by_index(0).unwrap())
+            .collect()
+    }
+
+    #[actix_web::test]
+    async fn marks_find_old_versions_and_go_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(&dir.path().join("data.db"), 1)
+            .await
+            .unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let repo = StateRepository::new(db.clone(), StateDocs::TABLES);
+        let mut current = HashMap::new();
+        let value = |v: i64| format!("v{v}");
+        let ops = (1..=600)
+            .map(|v| WriteOp::Put {
+                key: "k".into(),
+                value: Bytes::from(value(v)),
+                content_type: "text/plain".into(),
+                hash: format!("h{v}"),
+                preconditions: vec![],
+            })
+            .collect();
+        commit(&repo, &db, ops, &mut current).await;
+        // An unrelated key between, so ids and versions differ.
+        commit(&repo, &db, vec![put("other", b"o", vec![])], &mut current).await;
+        assert_eq!(marks(&db).await, [256, 512]);
+        for v in [1, 255, 256, 257, 511, 512, 513, 600] {
+            let found = repo.version("k", v).await.unwrap().unwrap();
+            assert_eq!((found.version, found.value), (v, Bytes::from(value(v))));
+        }
+        assert!(repo.version("k", 601).await.unwrap().is_none());
+        assert!(repo.version("k", 0).await.unwrap().is_none());
+
+        // Keep 100: versions up to 500 go, and the mark of 256 with them.
+        let rule = PruneRule {
+            keep: Some(100),
+            before: None,
+        };
+        let ids = repo.prunable(0, rule, 1000).await.unwrap();
+        assert_eq!(repo.prune(&ids, rule).await.unwrap(), 500);
+        assert_eq!(marks(&db).await, [512]);
+        assert!(repo.version("k", 300).await.unwrap().is_none());
+        assert!(repo.version("k", 500).await.unwrap().is_none());
+        assert_eq!(repo.version("k", 501).await.unwrap().unwrap().version, 501);
+        assert_eq!(repo.version("k", 512).await.unwrap().unwrap().version, 512);
+
+        // A delete takes the marks too, and the new chain's versions are its own.
+        let delete = WriteOp::Delete {
+            key: "k".into(),
+            preconditions: vec![],
+        };
+        commit(
+            &repo,
+            &db,
+            vec![delete, put("k", b"new", vec![])],
+            &mut current,
+        )
+        .await;
+        assert!(marks(&db).await.is_empty());
+        assert_eq!(
+            repo.version("k", 1).await.unwrap().unwrap().value.as_ref(),
+            b"new"
+        );
+        assert!(repo.version("k", 512).await.unwrap().is_none());
     }
 }
