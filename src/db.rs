@@ -145,23 +145,51 @@ pub const SERVER_LOCK: i64 = 0x6b6f_6f72_7376;
 /// one at a time.
 pub const MIGRATE_LOCK: i64 = 0x6b6f_6f72_6d69;
 
-/// Applies every pending migration. On PostgreSQL the migrations run on one connection
-/// that holds [`MIGRATE_LOCK`], so members starting at once never race on the schema.
+/// Which migrations to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Migrate {
+    /// Apply the pending ones (`None`: all of them).
+    Up(Option<u32>),
+    /// Revert the newest applied ones (`None`: all of them).
+    Down(Option<u32>),
+}
+
+/// Applies every pending migration (see [`run_migrations`]).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Migrator::up(db, None).await;
-    }
-    let lock = |f: &str| {
-        Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!("SELECT {f}($1)"),
-            [MIGRATE_LOCK.into()],
-        )
+    run_migrations(db, Migrate::Up(None)).await
+}
+
+/// Runs migrations in one transaction on one connection: a failed migration leaves the
+/// schema and the data as they were, and each statement sees the schema the ones before it
+/// left (a second pooled SQLite connection may still hold the old schema and refuse, say,
+/// a `RENAME` to a name a `DROP TABLE` just freed). On SQLite the transaction takes the
+/// write lock up front, so a writer in another process makes it wait instead of fail; on
+/// PostgreSQL it holds [`MIGRATE_LOCK`], so members starting at once never race on the
+/// schema.
+pub async fn run_migrations(db: &DatabaseConnection, which: Migrate) -> Result<(), DbErr> {
+    let txn = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db.begin().await?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock($1)",
+                [MIGRATE_LOCK.into()],
+            ))
+            .await?;
+            txn
+        }
+        _ => {
+            db.begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?
+        }
     };
-    // A transaction pins one connection; the session lock is taken and released on it.
-    let txn = db.begin().await?;
-    txn.execute_raw(lock("pg_advisory_xact_lock")).await?;
-    let result = Migrator::up(&txn, None).await;
+    let result = match which {
+        Migrate::Up(steps) => Migrator::up(&txn, steps).await,
+        Migrate::Down(steps) => Migrator::down(&txn, steps).await,
+    };
     match result {
         Ok(()) => txn.commit().await,
         Err(e) => {

@@ -20,6 +20,7 @@ mod m20261206_000015_create_keys;
 mod m20261206_000016_create_audit_checkpoint;
 mod m20261206_000017_add_instance_profile;
 mod m20261206_000018_create_cluster;
+mod m20261206_000019_version_chains;
 
 /// Column definitions that differ between the backends, so that one set of migrations
 /// builds the same schema on SQLite and PostgreSQL.
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000016_create_audit_checkpoint::Migration),
             Box::new(m20261206_000017_add_instance_profile::Migration),
             Box::new(m20261206_000018_create_cluster::Migration),
+            Box::new(m20261206_000019_version_chains::Migration),
         ]
     }
 }

@@ -79,10 +79,12 @@ pub async fn run(args: MigrateArgs) -> ExitCode {
             }
             Err(e) => Err(e),
         },
-        MigrateAction::Up { steps } => Migrator::up(&db, steps).await,
+        MigrateAction::Up { steps } => {
+            crate::db::run_migrations(&db, crate::db::Migrate::Up(steps)).await
+        }
         MigrateAction::Down { steps, all } => {
             let steps = if all { None } else { Some(steps.unwrap_or(1)) };
-            Migrator::down(&db, steps).await
+            crate::db::run_migrations(&db, crate::db::Migrate::Down(steps)).await
         }
     };
     let _ = db.close().await;

@@ -12,7 +12,7 @@ mod schema;
 
 use serde_json::{Value, json};
 
-use crate::state::{DocKind, VersionedStore};
+use crate::state::{DocKind, Tables, VersionedStore};
 
 pub use routes::routes;
 pub use schema::{SchemaCache, SchemaError, SchemaViolation};
@@ -34,7 +34,11 @@ pub fn split_key(key: &str) -> (&str, &str) {
 }
 
 impl DocKind for SpecDocs {
-    const TABLE: &'static str = "spec_versions";
+    const TABLES: Tables = Tables {
+        versions: "spec_versions",
+        heads: "spec_heads",
+        marks: "spec_marks",
+    };
     const SOURCE: &'static str = "specs";
     const UPDATED: &'static str = "spec.updated";
     const DELETED: &'static str = "spec.deleted";

@@ -119,6 +119,7 @@ mod tests {
 
     fn entry(key: &str, version: i64, value: &str) -> StateEntry {
         StateEntry {
+            id: version,
             fencing_token: None,
             key: key.into(),
             version,

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use super::diff::diff;
 use super::messages::*;
 use super::model::{StateEntry, StateError, StoredVersion, VersionMeta};
-use super::repository::{Applied, PruneRule, StateRepository, WriteDone, WriteOp};
+use super::repository::{Applied, PruneRule, StateRepository, Tables, WriteDone, WriteOp};
 use crate::audit::Audit;
 use crate::batch::{GroupCommit, Outbox, WritePath, enqueue};
 use crate::events::Publish;
@@ -37,8 +37,10 @@ type Outcome = Result<WriteDone, StateError>;
 
 /// What distinguishes one kind of versioned document from another.
 pub trait DocKind: Unpin + 'static {
-    /// The table holding every version (the columns of `entities::state_version`).
-    const TABLE: &'static str;
+    /// The tables holding every version (the columns of `entities::state_version`), each
+    /// key's current one, and the marks of its history. `TABLES.versions` also names the
+    /// kind in `doc_fences`.
+    const TABLES: Tables;
     /// `source` of this kind's events.
     const SOURCE: &'static str;
     /// Topic published after a put or rollback.
@@ -60,7 +62,11 @@ pub trait DocKind: Unpin + 'static {
 pub struct StateDocs;
 
 impl DocKind for StateDocs {
-    const TABLE: &'static str = "state_versions";
+    const TABLES: Tables = Tables {
+        versions: "state_versions",
+        heads: "state_heads",
+        marks: "state_marks",
+    };
     const SOURCE: &'static str = "state";
     const UPDATED: &'static str = "state.updated";
     const DELETED: &'static str = "state.deleted";
@@ -126,7 +132,7 @@ impl<K: DocKind> VersionedStore<K> {
         outbox: Outbox,
         batch_max: usize,
     ) -> Result<Self, sea_orm::DbErr> {
-        let repo = StateRepository::new(db.clone(), K::TABLE);
+        let repo = StateRepository::new(db.clone(), K::TABLES);
         let current = repo
             .load_current()
             .await?
@@ -372,33 +378,31 @@ impl<K: DocKind> Handler<PruneHistory> for VersionedStore<K> {
             };
             let deleted = prune_history(&repo, retention).await?;
             if deleted > 0 {
-                tracing::debug!(deleted, table = K::TABLE, "pruned history");
+                tracing::debug!(deleted, table = K::TABLES.versions, "pruned history");
             }
             Ok(deleted)
         })
     }
 }
 
-/// One pass over the table in (key, version) order, in batches of [`PRUNE_BATCH`].
+/// One pass over the table in id order (oldest first), in batches of [`PRUNE_BATCH`].
 async fn prune_history(repo: &StateRepository, retention: HistoryRetention) -> Result<u64, DbErr> {
-    let mut after = (String::new(), 0_i64);
+    let mut after = 0_i64;
     let mut deleted = 0;
     loop {
         let rule = PruneRule {
             keep: retention.keep_versions,
             before: retention.max_age.map(|age| cutoff(now_micros(), age)),
         };
-        let batch = repo
-            .prunable((&after.0, after.1), rule, PRUNE_BATCH)
-            .await?;
-        let Some(last) = batch.last() else {
+        let batch = repo.prunable(after, rule, PRUNE_BATCH).await?;
+        let Some(&last) = batch.last() else {
             break;
         };
         deleted += repo.prune(&batch, rule).await?;
         if (batch.len() as u64) < PRUNE_BATCH {
             break;
         }
-        after = last.clone();
+        after = last;
         tokio::time::sleep(PRUNE_PAUSE).await;
     }
     Ok(deleted)

@@ -18,6 +18,7 @@ mod routes;
 pub use actor::{DocKind, StateDocs, StateStore, VersionedStore};
 pub use messages::*;
 pub use model::*;
+pub use repository::Tables;
 pub use routes::{
     FENCING_HEADER, current_or_not_modified, current_response, fencing_token, preconditions, routes,
 };

@@ -8,6 +8,8 @@ use crate::error::{DomainError, ErrorKind};
 /// The current value of a key, as held in the store's memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateEntry {
+    /// The row this version is stored in (its place in the key's chain of versions).
+    pub id: i64,
     pub key: String,
     pub version: i64,
     /// Lowercase hex SHA-256 of `value`.
@@ -178,6 +180,7 @@ mod tests {
 
     fn entry(version: i64, hash: &str) -> StateEntry {
         StateEntry {
+            id: version,
             fencing_token: None,
             key: "k".into(),
             version,

@@ -96,3 +96,105 @@ async fn koor_migrate_status_down_up() {
     let status = String::from_utf8(run(&["status"]).await.stdout).unwrap();
     assert!(!status.contains("Pending"), "{status}");
 }
+
+/// Versions stored before histories became chains (migration 19) keep their values and
+/// their history, gaps from pruning included, and new versions extend them.
+#[actix_web::test]
+async fn versions_stored_before_chains_keep_their_history() {
+    use crate::helpers::{TestApp, TestDatabase, test_database_url};
+    use koor::config::Secret;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (database, url) = match test_database_url() {
+        Some(base) => {
+            let (database, url) = TestDatabase::for_dir(&base, dir.path()).await;
+            (Some(database), Some(url))
+        }
+        None => (None, None),
+    };
+    let target = match &url {
+        Some(url) => koor::db::Target::Postgres(url.clone()),
+        None => koor::db::Target::Sqlite(dir.path().join("data.db")),
+    };
+    let db = koor::db::open(&target, 1).await.unwrap();
+    Migrator::up(&db, Some(18)).await.unwrap();
+    let backend = db.get_database_backend();
+    // a: versions 1-3; b: versions 2 and 4 (1 and 3 pruned); one spec.
+    let rows: [(&str, &str, i64); 6] = [
+        ("state_versions", "b", 4),
+        ("state_versions", "a", 1),
+        ("state_versions", "a", 3),
+        ("state_versions", "b", 2),
+        ("state_versions", "a", 2),
+        ("spec_versions", "p/s", 1),
+    ];
+    for (table, key, version) in rows {
+        let value = format!("{{\"{key}\":{version}}}");
+        db.execute_raw(koor::db::statement(
+            backend,
+            format!(
+                "INSERT INTO {table} (key, version, value, hash, content_type, updated_at, \
+                 fencing_token) VALUES (?, ?, ?, ?, 'application/json', ?, NULL)"
+            ),
+            vec![
+                key.into(),
+                version.into(),
+                value.as_bytes().to_vec().into(),
+                crate::helpers::sha256_hex(value.as_bytes()).into(),
+                (1_700_000_000_000_000_i64 + version).into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    }
+    Migrator::up(&db, None).await.unwrap();
+    db.close().await.unwrap();
+
+    let data_dir = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(move |c| {
+        c.data_dir = data_dir;
+        c.database_url = url.map(Secret::new);
+    })
+    .await;
+    let current = app.get("/api/state/a").await;
+    assert_eq!(current.headers()["X-Koor-Version"], "3");
+    assert_eq!(current.text().await.unwrap(), r#"{"a":3}"#);
+    let history = app.get_json("/api/state/a?history=1").await;
+    let versions: Vec<i64> = history["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [3, 2, 1], "{history}");
+    let history = app.get_json("/api/state/b?history=1").await;
+    assert_eq!(
+        history["versions"].as_array().unwrap().len(),
+        2,
+        "{history}"
+    );
+    let old = app.get("/api/state/b?version=2").await;
+    assert_eq!(old.text().await.unwrap(), r#"{"b":2}"#);
+    assert_eq!(
+        app.get("/api/state/b?version=3").await.status(),
+        reqwest::StatusCode::NOT_FOUND
+    );
+    let put = app.put_state("a", br#"{"a":4}"#).await;
+    assert_eq!(put["version"], 4, "{put}");
+    let history = app.get_json("/api/state/a?history=1&limit=2").await;
+    assert_eq!(history["versions"][1]["version"], 3, "{history}");
+    assert_eq!(
+        app.get("/api/state/a?version=1")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        r#"{"a":1}"#
+    );
+    assert_eq!(
+        app.get("/api/specs/p/s").await.status(),
+        reqwest::StatusCode::OK
+    );
+    app.stop().await;
+    drop(database);
+}
