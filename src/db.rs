@@ -186,6 +186,15 @@ pub async fn run_migrations(db: &DatabaseConnection, which: Migrate) -> Result<(
             .await?
         }
     };
+    if let Migrate::Up(_) = which {
+        // A migration that rewrites a table (as the one to history chains does) takes
+        // time in proportion to the data: say what is running before it starts.
+        let pending = Migrator::get_pending_migrations(&txn).await?;
+        if !pending.is_empty() {
+            let names: Vec<String> = pending.iter().map(|m| m.name().to_string()).collect();
+            tracing::info!(count = names.len(), names = %names.join(", "), "applying migrations");
+        }
+    }
     let result = match which {
         Migrate::Up(steps) => Migrator::up(&txn, steps).await,
         Migrate::Down(steps) => Migrator::down(&txn, steps).await,
