@@ -167,25 +167,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// PostgreSQL it holds [`MIGRATE_LOCK`], so members starting at once never race on the
 /// schema.
 pub async fn run_migrations(db: &DatabaseConnection, which: Migrate) -> Result<(), DbErr> {
-    let txn = match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let txn = db.begin().await?;
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock($1)",
-                [MIGRATE_LOCK.into()],
-            ))
-            .await?;
-            txn
-        }
-        _ => {
-            db.begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await?
-        }
-    };
+    let txn = begin_locked(db, MIGRATE_LOCK).await?;
     if let Migrate::Up(_) = which {
         // A migration that rewrites a table (as the one to history chains does) takes
         // time in proportion to the data: say what is running before it starts.
@@ -237,23 +219,33 @@ pub fn within<E: EntityTrait>(
 /// the commit. Every later statement of the transaction sees every write committed before
 /// it (READ COMMITTED takes a snapshot per statement), as under SQLite's lock.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = begin_locked(db, WRITE_LOCK).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        let fence =
+            Statement::from_string(DbBackend::Postgres, crate::cluster::election::FENCE_SQL);
+        if txn.query_one_raw(fence).await?.is_none() {
+            let _ = txn.rollback().await;
+            return Err(DbErr::Custom(
+                crate::cluster::election::NOT_LEADER.to_string(),
+            ));
+        }
+    }
+    Ok(txn)
+}
+
+/// A transaction that holds the database's write lock from its start: SQLite's
+/// `BEGIN IMMEDIATE`, or on PostgreSQL `BEGIN` and the transaction-level advisory lock
+/// `lock` (released at the commit or rollback).
+async fn begin_locked(db: &DatabaseConnection, lock: i64) -> Result<DatabaseTransaction, DbErr> {
     match db.get_database_backend() {
         DbBackend::Postgres => {
             let txn = db.begin().await?;
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_advisory_xact_lock($1)",
-                [WRITE_LOCK.into()],
+                [lock.into()],
             ))
             .await?;
-            let fence =
-                Statement::from_string(DbBackend::Postgres, crate::cluster::election::FENCE_SQL);
-            if txn.query_one_raw(fence).await?.is_none() {
-                let _ = txn.rollback().await;
-                return Err(DbErr::Custom(
-                    crate::cluster::election::NOT_LEADER.to_string(),
-                ));
-            }
             Ok(txn)
         }
         _ => {
