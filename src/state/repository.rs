@@ -686,12 +686,7 @@ mod tests {
 
     #[actix_web::test]
     async fn one_batch_applies_puts_deletes_and_rollbacks_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::connect(&dir.path().join("data.db"), 1)
-            .await
-            .unwrap();
-        crate::db::migrate(&db).await.unwrap();
-        let repo = StateRepository::new(db.clone(), StateDocs::TABLES);
+        let (_dir, db, repo) = store().await;
         let ops = vec![
             put("k", b"a", vec![]),
             put("k", b"b", vec![]),
@@ -712,16 +707,7 @@ mod tests {
             },
         ];
         let snapshot = HashMap::from([("k".to_string(), None), ("j".to_string(), None)]);
-        let txn = crate::db::begin_write(&db).await.unwrap();
-        let ops = ops.into_iter().map(|op| (op, None)).collect();
-        let mut applied = repo
-            .apply(&txn, ops, snapshot, HashMap::new(), 7)
-            .await
-            .unwrap();
-        for statement in std::mem::take(&mut applied.deferred) {
-            txn.execute_raw(statement).await.unwrap();
-        }
-        txn.commit().await.unwrap();
+        let applied = apply_batch(&repo, &db, ops, snapshot).await;
         let summary: Vec<String> = applied
             .results
             .iter()
@@ -754,8 +740,40 @@ mod tests {
         assert!(!applied.changed.contains_key("j"));
     }
 
-    /// Commits one batch of `ops` on top of `current` and returns the new current entry
-    /// of every key it changed.
+    /// A repository on a fresh, migrated database (the directory lives as long as it).
+    async fn store() -> (tempfile::TempDir, DatabaseConnection, StateRepository) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(&dir.path().join("data.db"), 1)
+            .await
+            .unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let repo = StateRepository::new(db.clone(), StateDocs::TABLES);
+        (dir, db, repo)
+    }
+
+    /// Applies `ops` over `snapshot` and commits them with their deferred inserts, as the
+    /// store's write path does.
+    async fn apply_batch(
+        repo: &StateRepository,
+        db: &DatabaseConnection,
+        ops: Vec<WriteOp>,
+        snapshot: HashMap<String, Option<Arc<StateEntry>>>,
+    ) -> Applied {
+        let txn = crate::db::begin_write(db).await.unwrap();
+        let ops = ops.into_iter().map(|op| (op, None)).collect();
+        let mut applied = repo
+            .apply(&txn, ops, snapshot, HashMap::new(), 7)
+            .await
+            .unwrap();
+        for statement in std::mem::take(&mut applied.deferred) {
+            txn.execute_raw(statement).await.unwrap();
+        }
+        txn.commit().await.unwrap();
+        applied
+    }
+
+    /// Commits one batch of `ops` on top of `current` and records in it the new current
+    /// entry of every key the batch changed.
     async fn commit(
         repo: &StateRepository,
         db: &DatabaseConnection,
@@ -771,16 +789,7 @@ mod tests {
                 )
             })
             .collect();
-        let txn = crate::db::begin_write(db).await.unwrap();
-        let ops = ops.into_iter().map(|op| (op, None)).collect();
-        let mut applied = repo
-            .apply(&txn, ops, snapshot, HashMap::new(), 7)
-            .await
-            .unwrap();
-        for statement in std::mem::take(&mut applied.deferred) {
-            txn.execute_raw(statement).await.unwrap();
-        }
-        txn.commit().await.unwrap();
+        let applied = apply_batch(repo, db, ops, snapshot).await;
         current.extend(applied.changed);
     }
 
@@ -799,12 +808,7 @@ mod tests {
 
     #[actix_web::test]
     async fn chains_link_versions_and_pruning_cuts_them_from_the_oldest() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::connect(&dir.path().join("data.db"), 1)
-            .await
-            .unwrap();
-        crate::db::migrate(&db).await.unwrap();
-        let repo = StateRepository::new(db.clone(), StateDocs::TABLES);
+        let (_dir, db, repo) = store().await;
         let mut current = HashMap::new();
         const VALUES: [&[u8]; 6] = [b"0", b"1", b"2", b"3", b"4", b"5"];
         // Two keys written in turns, so their chains interleave in the table.
@@ -898,12 +902,7 @@ mod tests {
 
     #[actix_web::test]
     async fn marks_find_old_versions_and_go_with_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::connect(&dir.path().join("data.db"), 1)
-            .await
-            .unwrap();
-        crate::db::migrate(&db).await.unwrap();
-        let repo = StateRepository::new(db.clone(), StateDocs::TABLES);
+        let (_dir, db, repo) = store().await;
         let mut current = HashMap::new();
         let value = |v: i64| format!("v{v}");
         let ops = (1..=600)

@@ -302,9 +302,28 @@ async fn long_poll_returns_early_and_times_out_empty() {
     .await;
 }
 
+/// The events `koor events subscribe` prints, one JSON object per line on its stdout.
+struct CliEvents(tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>);
+
+impl CliEvents {
+    fn of(cli: &mut tokio::process::Child) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        CliEvents(tokio::io::BufReader::new(cli.stdout.take().unwrap()).lines())
+    }
+
+    /// The next event, within 30 s.
+    async fn next(&mut self) -> serde_json::Value {
+        let line = tokio::time::timeout(Duration::from_secs(30), self.0.next_line())
+            .await
+            .expect("a line within 30 s")
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
 #[actix_web::test]
 async fn cli_subscriber_resumes_across_a_server_restart() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let mut server = ServerProcess::start(dir.path(), &[]).await;
     let port = server.port;
@@ -333,20 +352,12 @@ async fn cli_subscriber_resumes_across_a_server_restart() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(cli.stdout.take().unwrap()).lines();
-    let mut read = async || -> serde_json::Value {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("a line within 30 s")
-            .unwrap()
-            .unwrap();
-        serde_json::from_str(&line).unwrap()
-    };
+    let mut events = CliEvents::of(&mut cli);
     for n in 1..=3 {
         publish(n).await;
     }
     for n in 1..=3 {
-        assert_eq!(read().await["data"], n);
+        assert_eq!(events.next().await["data"], n);
     }
     // The server goes away under the subscriber and comes back on the same port.
     server.child.start_kill().unwrap();
@@ -356,7 +367,7 @@ async fn cli_subscriber_resumes_across_a_server_restart() {
         publish(n).await;
     }
     for n in 4..=6 {
-        let event = read().await;
+        let event = events.next().await;
         assert_eq!(
             event["data"], n,
             "no gap and no duplicate after reconnecting"
@@ -392,7 +403,6 @@ async fn tls_proxy(tls: rustls::ServerConfig, backend: String) -> u16 {
 
 #[actix_web::test]
 async fn cli_subscriber_streams_over_wss_verified_against_the_ca_variable() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let ca = crate::webhooks::TestCa::new("koor test CA");
     let app = TestApp::spawn().await;
     let port = tls_proxy(
@@ -422,18 +432,10 @@ async fn cli_subscriber_streams_over_wss_verified_against_the_ca_variable() {
     // Trusted: a stored event is replayed and a live one follows, over wss://.
     let first = app.publish("tls.a", json!(1)).await;
     let mut trusted = cli(true, &["--after", "0"]).spawn().unwrap();
-    let mut lines = BufReader::new(trusted.stdout.take().unwrap()).lines();
-    let mut read = async || -> serde_json::Value {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("a line within 30 s")
-            .unwrap()
-            .unwrap();
-        serde_json::from_str(&line).unwrap()
-    };
-    assert_eq!(read().await["id"], first["id"]);
+    let mut events = CliEvents::of(&mut trusted);
+    assert_eq!(events.next().await["id"], first["id"]);
     let second = app.publish("tls.b", json!(2)).await;
-    let live = read().await;
+    let live = events.next().await;
     assert_eq!(live["id"], second["id"]);
     assert_eq!(live["data"], 2);
     // It held one WebSocket: it neither fell back to polling nor reconnected.

@@ -245,6 +245,17 @@ impl TestApp {
         assert_json(self.get(path).await, StatusCode::OK).await
     }
 
+    /// The versions `GET /api/state/{key}?history=1` lists, newest first.
+    pub async fn versions(&self, key: &str) -> Vec<i64> {
+        let body = self.get_json(&format!("/api/state/{key}?history=1")).await;
+        body["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_i64().unwrap())
+            .collect()
+    }
+
     /// Registers an instance named `name` with extra fields from `extra` (an object).
     pub async fn register(&self, name: &str, extra: Value) -> Value {
         let mut body = serde_json::json!({"name": name});

@@ -17,17 +17,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, assert_json};
 
-/// The versions `GET /api/state/{key}?history=1` lists, newest first.
-async fn versions(app: &TestApp, key: &str) -> Vec<i64> {
-    let body = app.get_json(&format!("/api/state/{key}?history=1")).await;
-    body["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["version"].as_i64().unwrap())
-        .collect()
-}
-
 async fn exec(db: &DatabaseConnection, sql: &str) -> Result<u64, sea_orm::DbErr> {
     db.execute_unprepared(sql).await.map(|r| r.rows_affected())
 }
@@ -72,9 +61,9 @@ async fn history_pruned_to_n_keeps_exactly_the_newest_n_and_the_current_value() 
 
     let deleted = app.domains.state.send(PruneHistory).await.unwrap().unwrap();
     assert_eq!(deleted, 7, "versions 1 to 7 of `many`");
-    assert_eq!(versions(&app, "many").await, [10, 9, 8]);
-    assert_eq!(versions(&app, "one").await, [1]);
-    assert_eq!(versions(&app, "three").await, [3, 2, 1]);
+    assert_eq!(app.versions("many").await, [10, 9, 8]);
+    assert_eq!(app.versions("one").await, [1]);
+    assert_eq!(app.versions("three").await, [3, 2, 1]);
     let current = app.get("/api/state/many").await;
     assert_eq!(current.headers()["X-Koor-Version"], "10");
     assert_eq!(current.text().await.unwrap(), "{\"v\":10}");
@@ -128,8 +117,8 @@ async fn history_pruned_by_age_keeps_the_current_version_however_old() {
 
     let deleted = app.domains.state.send(PruneHistory).await.unwrap().unwrap();
     assert_eq!(deleted, 5, "a 1..4 and b 1");
-    assert_eq!(versions(&app, "a").await, [5]);
-    assert_eq!(versions(&app, "b").await, [2], "the current version stays");
+    assert_eq!(app.versions("a").await, [5]);
+    assert_eq!(app.versions("b").await, [2], "the current version stays");
     assert_eq!(app.get("/api/state/b").await.text().await.unwrap(), "2");
 }
 
@@ -148,7 +137,7 @@ async fn no_retention_set_prunes_nothing() {
         0
     );
     assert_eq!(app.domains.llm.send(PruneUsage).await.unwrap().unwrap(), 0);
-    assert_eq!(versions(&app, "k").await, [3, 2, 1]);
+    assert_eq!(app.versions("k").await, [3, 2, 1]);
     assert_eq!(
         app.get_json("/api/audit/verify").await,
         json!({"ok": true, "entries": 3})
